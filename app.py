@@ -1,0 +1,26 @@
+"""RAG + Fine-Tuning Studio: the st.navigation router. Run with `make run`."""
+
+import streamlit as st
+
+import app_state
+
+st.set_page_config(page_title="RAG + Fine-Tuning Studio", page_icon=":material/hub:", layout="wide")
+
+settings = app_state.settings()
+st.session_state["provider_status"] = app_state.sidebar(settings)
+
+page = st.navigation(
+    {
+        "": [st.Page("pages/home.py", title="Home", icon=":material/home:", default=True)],
+        "Data": [
+            st.Page("pages/documents.py", title="Documents", icon=":material/description:"),
+            st.Page("pages/training_data.py", title="Training data", icon=":material/table:"),
+        ],
+        "Models": [
+            st.Page("pages/fine_tuning.py", title="Fine-tuning", icon=":material/model_training:"),
+            st.Page("pages/chat.py", title="Chat", icon=":material/chat:"),
+            st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
+        ],
+    }
+)
+page.run()

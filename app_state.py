@@ -1,0 +1,68 @@
+"""Streamlit glue shared by the pages: settings from st.secrets + env, cached engine objects, sidebar.
+
+Only Streamlit wiring lives here; everything a test of the engine would call is in ``rag_ft``.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import rag_ft  # noqa: F401  (offline env + SQLite swap before anything imports chromadb)
+from rag_ft.providers import ProviderStatus, get_chat_model, get_embeddings, provider_status
+from rag_ft.settings import Settings, SettingsError, load_settings
+
+
+def _secrets() -> dict:
+    try:
+        return {k: v for k, v in st.secrets.items() if not isinstance(v, dict)}
+    except FileNotFoundError:  # no secrets.toml: StreamlitSecretNotFoundError
+        return {}
+    except Exception:  # a malformed secrets.toml must not take the app down
+        st.session_state["_secrets_error"] = True
+        return {}
+
+
+def settings() -> Settings:
+    overrides = st.session_state.get("settings_overrides", {})
+    try:
+        return load_settings(secrets=_secrets(), **overrides)
+    except SettingsError as exc:
+        st.error(str(exc))
+        st.stop()
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _status(s: Settings) -> ProviderStatus:
+    return provider_status(s)
+
+
+@st.cache_resource(show_spinner="Loading the embedding model (first use only)...")
+def embeddings(s: Settings):
+    return get_embeddings(s)
+
+
+@st.cache_resource(show_spinner="Loading the chat model (first use only)...")
+def chat_model(s: Settings, model: str | None = None, adapter_dir: str | None = None):
+    return get_chat_model(s, model=model, adapter_dir=adapter_dir)
+
+
+def sidebar(s: Settings) -> ProviderStatus:
+    status = _status(s)
+    with st.sidebar:
+        st.markdown("**Provider**")
+        badge = ":green-badge[ready]" if status.ok else ":red-badge[needs attention]"
+        st.markdown(f"`{status.provider}` {badge}")
+        st.caption(f"Chat: `{status.chat_model}`  \nEmbeddings: `{status.embedding_model}`")
+        st.caption("OpenAI API key: " + ("set" if s.has_api_key else "not set"))
+        if s.openai_base_url:
+            st.caption(f"Base URL: `{s.openai_base_url}`")
+        st.caption(f"Data folder: `{s.data_dir}`")
+        if s.chroma_host:
+            st.caption(f"Chroma server: `{s.chroma_host}:{s.chroma_port}`")
+        if not status.ok:
+            st.error(status.message, icon=":material/error:")
+        elif not s.has_api_key:
+            st.caption(status.message)
+        if st.session_state.get("_secrets_error"):
+            st.warning("`.streamlit/secrets.toml` could not be read: check its TOML syntax.")
+    return status

@@ -1,0 +1,129 @@
+"""Providers: the chat model and embeddings for the active settings, as LangChain objects.
+
+``local`` (default, offline) uses models shipped inside PyPI packages; ``openai`` uses langchain-openai
+and honours ``OPENAI_BASE_URL`` for any OpenAI-compatible server. Nothing loads until first use.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+from langchain_core.embeddings import Embeddings
+from langchain_core.language_models.chat_models import BaseChatModel
+
+from rag_ft.settings import Settings, SettingsError
+
+OPENAI_DEFAULT_BASE = "https://api.openai.com/v1"
+
+
+class ProviderError(RuntimeError):
+    """A provider cannot be used as configured; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ProviderStatus:
+    ok: bool
+    provider: str
+    chat_model: str
+    embedding_model: str
+    message: str  # plain words for the sidebar
+
+
+def _check_settings(settings: Settings) -> None:
+    problems = settings.problems()
+    if problems:
+        raise SettingsError(" ".join(problems))
+
+
+def get_embeddings(settings: Settings) -> Embeddings:
+    _check_settings(settings)
+    if settings.active_provider == "openai":
+        from langchain_openai import OpenAIEmbeddings
+
+        return OpenAIEmbeddings(
+            model=settings.embedding_model_name,
+            api_key=settings.openai_api_key or "not-needed",
+            base_url=settings.openai_base_url or None,
+            # send plain strings: token arrays need tiktoken files (a download) and many
+            # OpenAI-compatible servers reject them; our chunks are far below the input limit
+            check_embedding_ctx_length=False,
+            max_retries=1,
+        )
+    from rag_ft.local_embeddings import LocalEmbeddings
+
+    return LocalEmbeddings()
+
+
+def embedding_id(settings: Settings) -> str:
+    """Names the vector space a collection was built in: provider and model."""
+    return f"{settings.active_provider}:{settings.embedding_model_name}"
+
+
+def get_chat_model(
+    settings: Settings, model: str | None = None, adapter_dir: str | None = None, max_tokens: int = 256
+) -> BaseChatModel:
+    """The chat model ``model`` (default: the settings' chat model); ``adapter_dir`` = a local LoRA."""
+    _check_settings(settings)
+    name = model or settings.chat_model_name
+    if settings.active_provider == "openai" and not adapter_dir:
+        from langchain_openai import ChatOpenAI
+
+        return ChatOpenAI(
+            model=name,
+            api_key=settings.openai_api_key or "not-needed",
+            base_url=settings.openai_base_url or None,
+            streaming=True,
+            temperature=0,
+            max_tokens=max_tokens,
+            max_retries=1,
+            timeout=60,
+            stream_usage=True,
+        )
+    from rag_ft.local_chat import LocalChatModel
+
+    return LocalChatModel(model_name=name, adapter_dir=adapter_dir, max_new_tokens=max_tokens)
+
+
+def check_openai(settings: Settings, timeout: float = 5.0) -> str | None:
+    """Ask the server for its model list; None when it answers, else the problem in plain words."""
+    base = (settings.openai_base_url or OPENAI_DEFAULT_BASE).rstrip("/")
+    request = urllib.request.Request(
+        f"{base}/models", headers={"Authorization": f"Bearer {settings.openai_api_key or 'not-needed'}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            json.load(response)
+        return None
+    except urllib.error.HTTPError as exc:
+        if exc.code == 401:
+            return "The OpenAI API key was refused (401): check OPENAI_API_KEY."
+        if exc.code == 403:
+            return "The key has no access to this server (403): check the key's project and permissions."
+        return f"{base} answered HTTP {exc.code} to a model list request."
+    except (urllib.error.URLError, TimeoutError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return f"Cannot reach {base} ({reason}): check OPENAI_BASE_URL and the network."
+
+
+def provider_status(settings: Settings, probe: bool = True) -> ProviderStatus:
+    """What the sidebar shows. ``probe`` makes one cheap request when the provider is OpenAI."""
+    problems = settings.problems()
+    provider = settings.active_provider if settings.provider in ("auto", "local", "openai") else "?"
+    chat, emb = settings.chat_model_name, settings.embedding_model_name
+    if problems:
+        return ProviderStatus(False, provider, chat, emb, " ".join(problems))
+    if provider == "openai":
+        problem = check_openai(settings) if probe else None
+        if problem:
+            return ProviderStatus(False, provider, chat, emb, problem)
+        return ProviderStatus(True, provider, chat, emb, "OpenAI models are in use.")
+    from rag_ft.local_chat import LocalModelMissing, gguf_dir
+
+    try:
+        gguf_dir()
+    except LocalModelMissing as exc:
+        return ProviderStatus(False, provider, chat, emb, str(exc))
+    return ProviderStatus(True, provider, chat, emb, "Local models, offline. Add an OpenAI key to use OpenAI.")
