@@ -7,9 +7,10 @@ Precedence: secrets > environment > defaults. The engine never imports Streamlit
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 PROVIDERS = ("auto", "local", "openai")
 
@@ -98,7 +99,7 @@ class Settings:
             out.append(f"OPENAI_BASE_URL must start with http:// or https:// (got {self.openai_base_url!r}).")
         return out
 
-    def with_(self, **changes: Any) -> "Settings":
+    def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
 

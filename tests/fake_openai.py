@@ -13,9 +13,10 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 GOOD_KEY = "sk-test-good"
 EMBED_DIM = 64
@@ -119,7 +120,7 @@ class FakeOpenAI:
                 return handler(self, req, match)
         return error(404, f"Unknown request URL: {req.method} {req.path}", "invalid_request_error", "unknown_url")
 
-    def start(self) -> "FakeOpenAI":
+    def start(self) -> FakeOpenAI:
         self.thread.start()
         return self
 

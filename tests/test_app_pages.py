@@ -1,9 +1,8 @@
 """Every page renders under AppTest with no exception; the sidebar tells the provider's state."""
 
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from fake_openai import GOOD_KEY
+from streamlit.testing.v1 import AppTest
 
 APP = "../app.py"
 PAGES = ["pages/home.py", "pages/documents.py", "pages/training_data.py", "pages/fine_tuning.py",

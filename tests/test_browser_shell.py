@@ -2,7 +2,6 @@
 
 import pytest
 from playwright.sync_api import expect
-
 from ui import goto_page, wait_idle
 
 pytestmark = pytest.mark.browser

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
+from fake_openai import GOOD_KEY
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from fake_openai import GOOD_KEY
 from rag_ft.providers import get_chat_model, get_embeddings, provider_status
 from rag_ft.settings import Settings, SettingsError
 
