@@ -66,3 +66,43 @@ def sidebar(s: Settings) -> ProviderStatus:
         if st.session_state.get("_secrets_error"):
             st.warning("`.streamlit/secrets.toml` could not be read: check its TOML syntax.")
     return status
+
+
+# ---- chat (the lead's section) ----
+@st.cache_resource(show_spinner="Loading the chat model (first use only)...")
+def cached_chat_model(s: Settings, choice):
+    from rag_ft.models import chat_model_for
+
+    return chat_model_for(s, choice)
+
+
+def collections(s: Settings) -> list[str]:
+    try:
+        from rag_ft.documents import list_collections
+
+        names = list_collections(s)
+    except Exception:
+        names = []
+    return names or ["default"]
+
+
+def has_documents(s: Settings, collection: str) -> bool:
+    from rag_ft.documents import list_documents
+
+    return any(d.status == "indexed" for d in list_documents(s, collection))
+
+
+def retriever(s: Settings):
+    from rag_ft.retrieval import Retriever
+
+    return Retriever(s, embeddings(s))
+
+
+def add_chat_example(s: Settings, question: str, answer: str, result) -> int | None:
+    """A thumbs-up or edited answer becomes a draft training example (source: chat)."""
+    try:
+        from rag_ft.examples import ExampleStore
+    except ImportError:
+        return None
+    passages = list(result.passages) if result is not None else []
+    return ExampleStore(s.db_path).add_from_chat(question, answer, passages)
