@@ -28,8 +28,9 @@ fi
 # --- Python packages
 [[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV"
 PIP="$VENV/bin/python -m pip --disable-pip-version-check -q"
-stamp="$VENV/.installed-$(cat requirements.txt requirements-dev.txt scripts/setup.sh | sha256sum | cut -c1-16)-$WITH_TEST"
-if [[ ! -f "$stamp" ]]; then
+stamp="$VENV/.installed-$(cat requirements.txt requirements-dev.txt scripts/setup.sh | sha256sum | cut -c1-16)"
+# a test install also satisfies a run install
+if [[ ! -f "$stamp-$WITH_TEST" && ! -f "$stamp-1" ]]; then
   echo ">> installing Python packages into $VENV (first run: about 3 minutes)"
   # torch first and pinned: anything looser pulls a multi-GB CUDA build
   $PIP install "torch==2.13.0"
@@ -41,5 +42,5 @@ if [[ ! -f "$stamp" ]]; then
   # timm pulls PyPI's torchvision, which does not match the CPU torch build and breaks transformers'
   # imports ("operator torchvision::nms does not exist"). Nothing here uses torchvision: remove it.
   if ! "$VENV/bin/python" -c "import torchvision" >/dev/null 2>&1; then $PIP uninstall -y torchvision >/dev/null 2>&1 || true; fi
-  rm -f "$VENV"/.installed-*; touch "$stamp"
+  rm -f "$VENV"/.installed-*; touch "$stamp-$WITH_TEST"
 fi
