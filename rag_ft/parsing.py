@@ -1,0 +1,386 @@
+"""File bytes -> unstructured elements, offline, for every format we accept.
+
+The format is decided from the content where the extension lies (an RFC822 mail saved as ``.txt``, a
+file with no extension, a PDF renamed ``.doc``). Text formats are decoded here, not by unstructured:
+its CSV/Markdown readers assume UTF-8 and fail on UTF-16 or Latin-1 files. Every way a file can yield
+nothing usable becomes a ``ParseError`` with a message in plain words.
+"""
+
+from __future__ import annotations
+
+import email
+import io
+import re
+import shutil
+import zipfile
+from dataclasses import dataclass, field
+from typing import Any
+
+from rag_ft.unstructured_offline import apply
+
+# Extension -> format. The format names are ours; each has one partition function below.
+EXTENSIONS: dict[str, str] = {
+    ".pdf": "pdf",
+    ".docx": "docx",
+    ".doc": "doc",
+    ".odt": "odt",
+    ".rtf": "rtf",
+    ".pptx": "pptx",
+    ".ppt": "ppt",
+    ".xlsx": "xlsx",
+    ".xls": "xlsx",  # partition_xlsx reads .xls through pandas/xlrd
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".html": "html",
+    ".htm": "html",
+    ".md": "md",
+    ".markdown": "md",
+    ".txt": "text",
+    ".text": "text",
+    ".log": "text",
+    ".eml": "eml",
+    ".msg": "msg",
+    ".epub": "epub",
+    ".jpg": "image",
+    ".jpeg": "image",
+    ".png": "image",
+    ".tif": "image",
+    ".tiff": "image",
+    ".bmp": "image",
+    ".gif": "image",
+    ".webp": "image",
+    ".heic": "image",
+}
+SPREADSHEETS = {"xlsx", "csv", "tsv"}
+KIND_WORD = {"xlsx": "spreadsheet", "docx": "document", "doc": "document", "pptx": "presentation",
+             "ppt": "presentation", "msg": "email"}
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"II*\x00", b"MM\x00*", b"GIF8", b"BM")
+MAIL_HEADERS = {"from", "to", "subject", "date", "mime-version", "message-id", "received", "content-type", "cc"}
+
+
+class ParseError(Exception):
+    """The file yields nothing usable; the message is shown to the user as is."""
+
+
+@dataclass
+class Parsed:
+    elements: list[Any]
+    fmt: str
+    pages: int = 0  # page count for paged formats, else 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def extension(name: str) -> str:
+    dot = name.rfind(".")
+    return name[dot:].lower() if dot > 0 and "/" not in name[dot:] else ""
+
+
+def short_reason(exc: BaseException) -> str:
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    msg = re.sub(r"(stream )?<_io\.\w+ object at 0x[0-9a-f]+>:?\s*", "", msg).strip() or type(exc).__name__
+    return msg if len(msg) <= 120 else msg[:117] + "..."
+
+
+# ---------------------------------------------------------------- detection
+def decode_text(data: bytes) -> str | None:
+    """Bytes -> str honouring BOMs, UTF-8, UTF-16 without BOM, then a charset guess; None when binary."""
+    for bom, codec in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"),
+                       (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+        if data.startswith(bom):
+            try:
+                return data.decode(codec)
+            except UnicodeDecodeError:
+                break
+    head = data[:4000]
+    if head and head.count(b"\x00") > len(head) // 4:  # UTF-16 with no BOM: every other byte is NUL
+        codec = "utf-16-le" if head[1:2] == b"\x00" else "utf-16-be"
+        try:
+            return data.decode(codec)
+        except UnicodeDecodeError:
+            return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(data).best()
+        if best is None:
+            return None
+        text = str(best)
+    controls = sum(1 for ch in text[:4000] if ord(ch) < 32 and ch not in "\t\n\r\f\v")
+    return None if controls > max(8, len(text[:4000]) // 50) else text
+
+
+def looks_like_mail(text: str) -> bool:
+    """RFC822: the file opens with header lines, several of them the usual mail headers."""
+    names = set()
+    for line in text.lstrip().splitlines()[:40]:
+        if not line.strip():
+            break
+        m = re.match(r"^([A-Za-z][A-Za-z0-9-]*):\s", line)
+        if m:
+            names.add(m.group(1).lower())
+        elif not line[:1].isspace():  # neither a header nor a folded continuation
+            return False
+    return len(names & MAIL_HEADERS) >= 3 and bool(names & {"from", "to", "subject"})
+
+
+def looks_like_html(text: str) -> bool:
+    head = text.lstrip()[:500].lower()
+    return head.startswith(("<!doctype html", "<html")) or ("<html" in head and "<body" in text[:5000].lower())
+
+
+def zip_format(data: bytes) -> str | None:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            names = set(z.namelist())
+            if "mimetype" in names:
+                mime = z.read("mimetype").decode("ascii", "replace").strip()
+                if mime == "application/epub+zip":
+                    return "epub"
+                if mime == "application/vnd.oasis.opendocument.text":
+                    return "odt"
+    except (zipfile.BadZipFile, OSError, KeyError):
+        return None
+    for prefix, fmt in (("word/", "docx"), ("ppt/", "pptx"), ("xl/", "xlsx")):
+        if any(n.startswith(prefix) for n in names):
+            return fmt
+    return None
+
+
+def ole_encrypted(data: bytes) -> bool:
+    """Password-protected Office files are OLE containers holding an EncryptionInfo stream."""
+    try:
+        import msoffcrypto
+
+        return bool(msoffcrypto.OfficeFile(io.BytesIO(data)).is_encrypted())
+    except Exception:  # not an Office file msoffcrypto knows; let the partitioner decide
+        return False
+
+
+def detect(name: str, data: bytes) -> str:
+    """Our format name for the file, trusting the content over the extension where they disagree."""
+    ext = extension(name)
+    by_ext = EXTENSIONS.get(ext)
+    if ext and by_ext is None:
+        raise ParseError("unsupported format")
+    if b"%PDF-" in data[:1024]:
+        return "pdf"
+    if data.startswith(b"PK\x03\x04"):
+        fmt = zip_format(data)
+        if fmt:
+            return fmt
+        raise ParseError("unsupported format" if by_ext is None else f"corrupt file: not a valid {ext} file")
+    if data.startswith(OLE_MAGIC):
+        if ole_encrypted(data):
+            kind = KIND_WORD.get(by_ext or "", "document")
+            if by_ext == "msg":
+                kind = "document"
+            raise ParseError(f"encrypted {kind}: needs a password")
+        if by_ext in ("doc", "ppt", "xlsx", "msg"):
+            return by_ext
+        return _ole_kind(data)
+    if data.startswith(IMAGE_MAGIC) or data[8:12] in (b"WEBP", b"ftyp") or data[4:8] == b"ftyp":
+        return "image"
+    if data.lstrip().startswith(b"{\\rtf"):
+        return "rtf"
+    text = decode_text(data)
+    if text is None:
+        raise ParseError("unsupported format" if by_ext in (None, "text") else f"corrupt file: not a valid {ext} file")
+    if by_ext in (None, "text", "eml") and looks_like_mail(text):
+        return "eml"
+    if by_ext is None:
+        return "html" if looks_like_html(text) else "text"
+    if by_ext in ("pdf", "docx", "doc", "odt", "pptx", "ppt", "xlsx", "epub", "image", "msg"):
+        raise ParseError(f"corrupt file: not a valid {ext} file")
+    return by_ext
+
+
+def _ole_kind(data: bytes) -> str:
+    """An OLE file with a missing or lying extension: look at its stream names."""
+    try:
+        import olefile
+
+        with olefile.OleFileIO(io.BytesIO(data)) as ole:
+            streams = {"/".join(s).lower() for s in ole.listdir()}
+    except Exception as exc:
+        raise ParseError(f"corrupt file: {short_reason(exc)}") from exc
+    if "worddocument" in streams:
+        return "doc"
+    if "powerpoint document" in streams:
+        return "ppt"
+    if "workbook" in streams or "book" in streams:
+        return "xlsx"
+    if any(s.startswith("__substg1.0_") for s in streams):
+        return "msg"
+    raise ParseError("unsupported format")
+
+
+# ---------------------------------------------------------------- partitioning
+def partition(name: str, data: bytes, *, ocr: bool = True) -> Parsed:
+    """Elements of one file. Raises ParseError (plain words) when the file yields nothing usable."""
+    if not data.strip():
+        raise ParseError("empty file")
+    fmt = detect(name, data)
+    apply()
+    try:
+        if fmt == "pdf":
+            return _pdf(data, ocr)
+        if fmt == "image":
+            return _image(data, ocr)
+        if fmt in ("doc", "ppt") and not shutil.which("soffice"):
+            raise ParseError(f"needs LibreOffice to read .{fmt}")
+        if fmt == "eml":
+            _refuse_encrypted_mail(data)
+        elements = _PARTITIONERS[fmt](data)
+    except ParseError:
+        raise
+    except Exception as exc:  # any library failure on bad bytes is a corrupt file, named, never a crash
+        raise ParseError(f"corrupt file: {short_reason(exc)}") from exc
+    parsed = Parsed(elements, fmt)
+    if fmt in SPREADSHEETS:  # a sheet index is not a page; the sheet name becomes the section instead
+        for e in elements:
+            e.metadata.page_number = None
+    else:
+        parsed.pages = max((e.metadata.page_number or 0 for e in elements), default=0)
+    return parsed
+
+
+def _text_of(data: bytes) -> str:
+    text = decode_text(data)
+    if text is None:
+        raise ParseError("corrupt file: not readable as text")
+    if not text.strip():
+        raise ParseError("empty file")
+    return text
+
+
+def _csv(data: bytes) -> list[Any]:
+    from unstructured.partition.csv import partition_csv
+
+    # partition_csv only reads UTF-8 (UTF-16 files raise UnicodeDecodeError): decode here, hand it UTF-8.
+    return partition_csv(file=io.BytesIO(_text_of(data).encode("utf-8")), encoding="utf-8")
+
+
+def _office(module: str, func: str) -> Any:
+    def run(data: bytes) -> list[Any]:
+        import importlib
+
+        return getattr(importlib.import_module(f"unstructured.partition.{module}"), func)(file=io.BytesIO(data))
+
+    return run
+
+
+def _lazy(module: str, func: str, **kwargs: Any) -> Any:
+    def run(data: bytes) -> list[Any]:
+        import importlib
+
+        fn = getattr(importlib.import_module(f"unstructured.partition.{module}"), func)
+        return fn(text=_text_of(data), **kwargs)
+
+    return run
+
+
+_PARTITIONERS: dict[str, Any] = {
+    "text": _lazy("text", "partition_text"),
+    "md": _lazy("md", "partition_md"),
+    "html": _lazy("html", "partition_html"),
+    "csv": _csv,
+    "tsv": _csv,
+    "eml": _office("email", "partition_email"),
+    "msg": _office("msg", "partition_msg"),
+    "docx": _office("docx", "partition_docx"),
+    "doc": _office("doc", "partition_doc"),
+    "odt": _office("odt", "partition_odt"),
+    "rtf": _office("rtf", "partition_rtf"),
+    "pptx": _office("pptx", "partition_pptx"),
+    "ppt": _office("ppt", "partition_ppt"),
+    "xlsx": _office("xlsx", "partition_xlsx"),
+    "epub": _office("epub", "partition_epub"),
+}
+
+
+def _refuse_encrypted_mail(data: bytes) -> None:
+    msg = email.message_from_bytes(data)
+    types = {part.get_content_type() for part in msg.walk()}
+    if "multipart/encrypted" in types or "application/pgp-encrypted" in types or "application/pkcs7-mime" in types:
+        raise ParseError("encrypted email: the body is PGP/S-MIME encrypted")
+
+
+def garbled(text: str) -> bool:
+    """pdfminer spells rotated text (arXiv side stamps, rotated pages) one letter at a time: '1 2 0 2 n u J'."""
+    tokens = text.split()
+    return len(tokens) >= 6 and sum(len(t) == 1 for t in tokens) >= 0.7 * len(tokens)
+
+
+def mostly_letters_apart(elements: list[Any]) -> bool:
+    """A whole text layer of short fragments ('R o', 'f i x t'): a rotated page that OCR reads better."""
+    tokens = [t for e in elements for t in e.text.split()]
+    return len(tokens) >= 6 and sum(len(t) == 1 for t in tokens) >= 0.6 * len(tokens)
+
+
+def _pdf(data: bytes, ocr: bool) -> Parsed:
+    import pikepdf
+    from unstructured.partition.pdf import partition_pdf
+
+    warnings: list[str] = []
+    pages = 0
+    damage = ""
+    try:
+        with pikepdf.open(io.BytesIO(data)) as pdf:
+            pages = len(pdf.pages)
+    except pikepdf.PasswordError as exc:
+        raise ParseError("encrypted PDF: needs a password") from exc
+    except Exception as exc:  # pdfminer is more tolerant than qpdf: still try, but say so
+        damage = short_reason(exc)
+        warnings.append(f"damaged PDF structure: {damage}")
+    try:
+        elements = partition_pdf(file=io.BytesIO(data), strategy="fast")
+    except Exception as exc:
+        raise ParseError(f"corrupt file: {short_reason(exc)}") from exc
+    kept = [e for e in elements if e.text.strip() and not garbled(e.text)]
+    dropped = sum(1 for e in elements if e.text.strip() and garbled(e.text))
+    if mostly_letters_apart(kept):
+        dropped, kept = dropped + len(kept), []
+    if kept:
+        if dropped:
+            warnings.append(f"dropped {dropped} garbled text fragment(s) (rotated text)")
+        pages = pages or max((e.metadata.page_number or 0 for e in kept), default=0)
+        empty = sorted(set(range(1, pages + 1)) - {e.metadata.page_number for e in kept})
+        if empty:
+            warnings.append("no text on page(s) " + ", ".join(map(str, empty)))
+        return Parsed(kept, "pdf", pages, warnings)
+    if damage:  # neither qpdf nor pdfminer could read it: OCR would only fail the same way
+        raise ParseError(f"corrupt file: damaged PDF ({damage})")
+    if not ocr:
+        if dropped:
+            return Parsed(elements, "pdf", pages, [*warnings, "text layer looks garbled; OCR is turned off"])
+        raise ParseError("scanned PDF with no text: OCR is turned off")
+    try:  # no usable text layer: read the page images with the local tesseract
+        ocred = partition_pdf(file=io.BytesIO(data), strategy="ocr_only", languages=["eng"])
+    except Exception as exc:
+        raise ParseError(f"corrupt file: {short_reason(exc)}") from exc
+    ocred = [e for e in ocred if e.text.strip()]
+    if ocred:
+        warnings.append("garbled text layer (rotated page): text read by OCR" if dropped
+                        else "no text layer: text read by OCR")
+        return Parsed(ocred, "pdf", pages or max(e.metadata.page_number or 0 for e in ocred), warnings)
+    if dropped:
+        return Parsed(elements, "pdf", pages, [*warnings, "text layer looks garbled and OCR gave no text"])
+    raise ParseError("scanned PDF with no text: OCR gave no text")
+
+
+def _image(data: bytes, ocr: bool) -> Parsed:
+    from unstructured.partition.image import partition_image
+
+    if not ocr:
+        raise ParseError("image: OCR is turned off")
+    try:
+        elements = partition_image(file=io.BytesIO(data), strategy="ocr_only", languages=["eng"])
+    except Exception as exc:
+        raise ParseError(f"corrupt file: {short_reason(exc)}") from exc
+    elements = [e for e in elements if e.text.strip()]
+    if not elements:
+        raise ParseError("image with no text: OCR gave no text")
+    return Parsed(elements, "image", max(e.metadata.page_number or 1 for e in elements), ["text read by OCR"])
