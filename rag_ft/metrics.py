@@ -113,6 +113,14 @@ def normalize_answer(text: str) -> str:
     return " ".join(text.split())
 
 
+CITATION_TAGS = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]|\[(?:source|sources)\s*:[^\]]*\]", re.IGNORECASE)
+
+
+def strip_citations(text: str) -> str:
+    """The answer without [n] markers and [Source: ...] tags: F1 and similarity judge content, not format."""
+    return " ".join(CITATION_TAGS.sub(" ", text).split())
+
+
 def token_f1(prediction: str, reference: str) -> float:
     """SQuAD token F1 between an answer and the reference answer (bag of normalised tokens)."""
     pred, ref = normalize_answer(prediction).split(), normalize_answer(reference).split()

@@ -17,6 +17,7 @@ from rag_ft.metrics import (
     not_covered_correct,
     percentile,
     reciprocal_rank,
+    strip_citations,
     style_match,
     token_f1,
 )
@@ -82,6 +83,11 @@ def test_token_f1_squad_style():
     assert token_f1("", "") == 1.0 and token_f1("", "x") == 0.0
     # a repeated token counts as often as both sides have it: pred "x b b", ref "b b b" -> overlap 2, P=R=2/3
     assert token_f1("x b b", "b b b") == pytest.approx(2 / 3)
+
+
+def test_strip_citations_before_f1():
+    assert strip_citations("Leave is 25 days [1, 2]. [Source: handbook.pdf, Section 3]") == "Leave is 25 days ."
+    assert token_f1(strip_citations("25 days [1]."), "25 days") == 1.0
 
 
 def test_cosine():
