@@ -1,0 +1,370 @@
+"""The training-example store: one row per fine-tuning example, in the app's SQLite file.
+
+An example is a list of chat messages in OpenAI's fine-tuning format plus review fields (status,
+split, tags, notes) and where it came from (typed by hand, an imported file + line, a document chunk,
+a chat answer). Every change is its own transaction, so a reload or a crash loses nothing; delete is
+soft (``deleted_at``) so anything deleted can be restored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rag_ft.db import connect, ensure_schema, transaction
+
+STATUSES = ("draft", "approved", "rejected")
+SPLITS = ("train", "validation")
+SOURCES = ("manual", "import", "generated", "chat")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS examples (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    messages TEXT NOT NULL,               -- JSON list of {role, content, ...}
+    status TEXT NOT NULL DEFAULT 'draft',
+    split TEXT NOT NULL DEFAULT 'train',
+    source TEXT NOT NULL DEFAULT 'manual',
+    source_file TEXT NOT NULL DEFAULT '',
+    source_line INTEGER,
+    collection TEXT NOT NULL DEFAULT '',
+    document_id TEXT NOT NULL DEFAULT '',
+    document TEXT NOT NULL DEFAULT '',
+    chunk_id TEXT NOT NULL DEFAULT '',
+    chunk_hash TEXT NOT NULL DEFAULT '',
+    section TEXT NOT NULL DEFAULT '',
+    tags TEXT NOT NULL DEFAULT '[]',
+    notes TEXT NOT NULL DEFAULT '',
+    search_text TEXT NOT NULL DEFAULT '', -- lower-cased contents + tags + notes, for search
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    deleted_at TEXT
+);
+CREATE INDEX IF NOT EXISTS examples_status ON examples(status, split);
+CREATE INDEX IF NOT EXISTS examples_doc ON examples(document_id, chunk_hash);
+"""
+
+EDITABLE = ("messages", "status", "split", "tags", "notes", "source", "source_file", "source_line",
+            "collection", "document_id", "document", "chunk_id", "chunk_hash", "section")
+
+
+class ExampleError(ValueError):
+    """A field value the store refuses (unknown status, split, ...); the message says which."""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class Example:
+    id: int
+    messages: list[dict[str, Any]]
+    status: str = "draft"
+    split: str = "train"
+    source: str = "manual"
+    source_file: str = ""
+    source_line: int | None = None
+    collection: str = ""
+    document_id: str = ""
+    document: str = ""
+    chunk_id: str = ""
+    chunk_hash: str = ""
+    section: str = ""
+    tags: list[str] = field(default_factory=list)
+    notes: str = ""
+    created_at: str = ""
+    updated_at: str = ""
+    deleted_at: str | None = None
+
+    def record(self) -> dict[str, Any]:
+        """The example as one line of an OpenAI fine-tuning JSONL file."""
+        return {"messages": self.messages}
+
+    def _first(self, role: str, last: bool = False) -> str:
+        found = [m for m in self.messages if isinstance(m, dict) and m.get("role") == role]
+        if not found:
+            return ""
+        content = (found[-1] if last else found[0]).get("content")
+        return content if isinstance(content, str) else ""
+
+    @property
+    def system(self) -> str:
+        return self._first("system")
+
+    @property
+    def user(self) -> str:
+        return self._first("user")
+
+    @property
+    def assistant(self) -> str:
+        """The final assistant turn (what a single-turn example teaches)."""
+        return self._first("assistant", last=True)
+
+    @property
+    def turns(self) -> int:
+        """Number of user turns; more than 1 means the grid shows only the first user / last answer."""
+        return sum(1 for m in self.messages if isinstance(m, dict) and m.get("role") == "user")
+
+    @property
+    def source_label(self) -> str:
+        if self.source == "import":
+            return f"import: {self.source_file}" + (f" line {self.source_line}" if self.source_line else "")
+        if self.source == "generated":
+            return f"generated: {self.document}" + (f" #{self.chunk_hash[:8]}" if self.chunk_hash else "")
+        return self.source
+
+
+def _search_text(messages: Any, tags: Sequence[str], notes: str) -> str:
+    parts: list[str] = []
+    if isinstance(messages, list):
+        for m in messages:
+            if isinstance(m, dict) and isinstance(m.get("content"), str):
+                parts.append(m["content"])
+    parts.extend(tags)
+    parts.append(notes)
+    return "\n".join(parts).lower()
+
+
+def _row_to_example(row: Any) -> Example:
+    d = dict(row)
+    d.pop("search_text", None)
+    d["messages"] = json.loads(d["messages"])
+    d["tags"] = json.loads(d["tags"] or "[]")
+    return Example(**d)
+
+
+def _clean_tags(tags: Any) -> list[str]:
+    if tags is None:
+        return []
+    if isinstance(tags, str):
+        tags = tags.split(",")
+    return [t.strip() for t in tags if str(t).strip()]
+
+
+def _check(fields: dict[str, Any]) -> None:
+    if "status" in fields and fields["status"] not in STATUSES:
+        raise ExampleError(f"Unknown status {fields['status']!r}: use one of {', '.join(STATUSES)}.")
+    if "split" in fields and fields["split"] not in SPLITS:
+        raise ExampleError(f"Unknown split {fields['split']!r}: use one of {', '.join(SPLITS)}.")
+    if "source" in fields and fields["source"] not in SOURCES:
+        raise ExampleError(f"Unknown source {fields['source']!r}: use one of {', '.join(SOURCES)}.")
+    if "messages" in fields and not isinstance(fields["messages"], list):
+        raise ExampleError("messages must be a list of {role, content} dicts.")
+
+
+class ExampleStore:
+    """CRUD over the ``examples`` table. Cheap to construct; each call opens its own short transaction."""
+
+    def __init__(self, db_path: Path | str) -> None:
+        self.db_path = Path(db_path)
+        self.conn = connect(self.db_path)
+        ensure_schema(self.conn, SCHEMA)
+
+    # ---- writes -------------------------------------------------------------------------------
+    def add(self, messages: list[dict[str, Any]], status: str = "draft", split: str = "train",
+            source: str = "manual", tags: Iterable[str] | str | None = None, notes: str = "",
+            **provenance: Any) -> int:
+        """Insert one example and return its id. ``provenance``: source_file, source_line, document, ..."""
+        return self.add_many([dict(messages=messages, status=status, split=split, source=source,
+                                   tags=tags, notes=notes, **provenance)])[0]
+
+    def add_many(self, rows: Sequence[dict[str, Any]]) -> list[int]:
+        """Insert many examples in ONE transaction (an import is all-or-nothing at the database level)."""
+        ids: list[int] = []
+        now = _now()
+        with transaction(self.conn):
+            for r in rows:
+                r = dict(r)
+                r.setdefault("status", "draft")
+                r.setdefault("split", "train")
+                r.setdefault("source", "manual")
+                unknown = set(r) - set(EDITABLE)
+                if unknown:
+                    raise ExampleError(f"Unknown example field(s): {', '.join(sorted(unknown))}.")
+                _check(r)
+                tags = _clean_tags(r.pop("tags", None))
+                notes = r.pop("notes", "") or ""
+                messages = r.pop("messages")
+                cols = ["messages", "tags", "notes", "search_text", "created_at", "updated_at", *r]
+                vals = [json.dumps(messages, ensure_ascii=False), json.dumps(tags), notes,
+                        _search_text(messages, tags, notes), now, now, *r.values()]
+                cur = self.conn.execute(
+                    f"INSERT INTO examples ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", vals)
+                ids.append(int(cur.lastrowid))
+        return ids
+
+    def update(self, example_id: int, **fields: Any) -> Example:
+        """Change fields of one example in one transaction; returns the saved example."""
+        unknown = set(fields) - set(EDITABLE)
+        if unknown:
+            raise ExampleError(f"Unknown example field(s): {', '.join(sorted(unknown))}.")
+        _check(fields)
+        with transaction(self.conn):
+            row = self.conn.execute("SELECT * FROM examples WHERE id = ?", (example_id,)).fetchone()
+            if row is None:
+                raise ExampleError(f"No example with id {example_id}.")
+            ex = _row_to_example(row)
+            if "tags" in fields:
+                fields["tags"] = _clean_tags(fields["tags"])
+            for k, v in fields.items():
+                setattr(ex, k, v)
+            sets = {k: v for k, v in fields.items() if k not in ("messages", "tags")}
+            sets["messages"] = json.dumps(ex.messages, ensure_ascii=False)
+            sets["tags"] = json.dumps(ex.tags)
+            sets["search_text"] = _search_text(ex.messages, ex.tags, ex.notes)
+            sets["updated_at"] = ex.updated_at = _now()
+            self.conn.execute(
+                f"UPDATE examples SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
+                [*sets.values(), example_id])
+        return ex
+
+    def set_text(self, example_id: int, role: str, text: str) -> Example:
+        """Edit the grid's view of an example: the first system / first user / last assistant message.
+
+        A missing message of that role is added (a system message goes first), so typing into an empty
+        cell does what it looks like.
+        """
+        if role not in ("system", "user", "assistant"):
+            raise ExampleError(f"Unknown role {role!r}.")
+        ex = self.get(example_id)
+        if ex is None:
+            raise ExampleError(f"No example with id {example_id}.")
+        messages = [dict(m) if isinstance(m, dict) else m for m in ex.messages]
+        idx = [i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == role]
+        if idx:
+            messages[idx[-1] if role == "assistant" else idx[0]]["content"] = text
+        elif role == "system":
+            messages.insert(0, {"role": "system", "content": text})
+        elif role == "user":
+            pos = 1 if messages and isinstance(messages[0], dict) and messages[0].get("role") == "system" else 0
+            messages.insert(pos, {"role": "user", "content": text})
+        else:
+            messages.append({"role": "assistant", "content": text})
+        return self.update(example_id, messages=messages)
+
+    def set_many(self, ids: Iterable[int], **fields: Any) -> int:
+        """Bulk change (approve, reject, move to validation...) in one transaction; returns rows changed."""
+        allowed = {"status", "split"}
+        if set(fields) - allowed:
+            raise ExampleError("Bulk changes can set only status and split.")
+        _check(fields)
+        ids = list(ids)
+        if not ids or not fields:
+            return 0
+        now = _now()
+        with transaction(self.conn):
+            n = 0
+            for i in ids:
+                cur = self.conn.execute(
+                    f"UPDATE examples SET {', '.join(f'{k} = ?' for k in fields)}, updated_at = ? "
+                    "WHERE id = ? AND deleted_at IS NULL", [*fields.values(), now, i])
+                n += cur.rowcount
+        return n
+
+    def delete(self, ids: Iterable[int] | int) -> int:
+        """Soft delete: the rows stay and ``restore`` brings them back."""
+        return self._mark_deleted(ids, _now())
+
+    def restore(self, ids: Iterable[int] | int) -> int:
+        return self._mark_deleted(ids, None)
+
+    def _mark_deleted(self, ids: Iterable[int] | int, value: str | None) -> int:
+        ids = [ids] if isinstance(ids, int) else list(ids)
+        now = _now()
+        with transaction(self.conn):
+            n = 0
+            for i in ids:
+                cond = "deleted_at IS NULL" if value else "deleted_at IS NOT NULL"
+                n += self.conn.execute(f"UPDATE examples SET deleted_at = ?, updated_at = ? WHERE id = ? AND {cond}",
+                                       (value, now, int(i))).rowcount
+        return n
+
+    # ---- reads --------------------------------------------------------------------------------
+    def get(self, example_id: int) -> Example | None:
+        row = self.conn.execute("SELECT * FROM examples WHERE id = ?", (int(example_id),)).fetchone()
+        return _row_to_example(row) if row else None
+
+    def list(self, status: str | Sequence[str] | None = None, split: str | Sequence[str] | None = None,
+             search: str | None = None, include_deleted: bool = False, source: str | Sequence[str] | None = None,
+             deleted_only: bool = False) -> list[Example]:
+        """Examples in id order; ``search`` matches any message text, tag or note (case-insensitive)."""
+        where, args = [], []
+        for col, val in (("status", status), ("split", split), ("source", source)):
+            if val:
+                vals = [val] if isinstance(val, str) else list(val)
+                where.append(f"{col} IN ({', '.join('?' * len(vals))})")
+                args.extend(vals)
+        if deleted_only:
+            where.append("deleted_at IS NOT NULL")
+        elif not include_deleted:
+            where.append("deleted_at IS NULL")
+        if search and search.strip():
+            # instr, not LIKE: % and _ in what the user typed are literal
+            where.append("instr(search_text, ?) > 0")
+            args.append(search.strip().lower())
+        sql = "SELECT * FROM examples" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id"
+        return [_row_to_example(r) for r in self.conn.execute(sql, args)]
+
+    def counts(self) -> dict[str, Any]:
+        """{"total", "deleted", "status": {draft: n, ...}, "split": {...}, "approved": {train: n, validation: n}}."""
+        out: dict[str, Any] = {"status": dict.fromkeys(STATUSES, 0), "split": dict.fromkeys(SPLITS, 0),
+                               "approved": dict.fromkeys(SPLITS, 0), "total": 0, "deleted": 0}
+        for row in self.conn.execute(
+                "SELECT status, split, deleted_at IS NOT NULL AS del, COUNT(*) AS n FROM examples "
+                "GROUP BY status, split, del"):
+            if row["del"]:
+                out["deleted"] += row["n"]
+                continue
+            out["total"] += row["n"]
+            out["status"][row["status"]] = out["status"].get(row["status"], 0) + row["n"]
+            out["split"][row["split"]] = out["split"].get(row["split"], 0) + row["n"]
+            if row["status"] == "approved":
+                out["approved"][row["split"]] += row["n"]
+        return out
+
+    def stale_ids(self) -> set[int]:
+        """Generated examples whose source chunk is gone: its document was deleted, or changed so that
+        no chunk of it has the hash the example was generated from any more."""
+        has_chunks = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'chunks'").fetchone()
+        rows = self.conn.execute(
+            "SELECT id, collection, document_id, document, chunk_hash FROM examples "
+            "WHERE source = 'generated' AND deleted_at IS NULL AND chunk_hash != ''").fetchall()
+        if not has_chunks:
+            return {r["id"] for r in rows}
+        stale = set()
+        for r in rows:
+            hit = self.conn.execute(
+                "SELECT 1 FROM chunks WHERE hash = ? AND (document_id = ? OR (collection = ? AND document = ?)) LIMIT 1",
+                (r["chunk_hash"], r["document_id"], r["collection"], r["document"])).fetchone()
+            if hit is None:
+                stale.add(r["id"])
+        return stale
+
+    # ---- other pages ----------------------------------------------------------------------------
+    def add_from_chat(self, question: str, answer: str, passages: Sequence[Any] = (),
+                      system: str | None = None, notes: str = "") -> int:
+        """A chat answer (thumbs-up or edited) becomes a draft example (source "chat").
+
+        With passages the user turn is the exact RAG prompt the chat used (``prompt.build_messages``), so
+        the example trains the model the way it is served; without, a plain question.
+        """
+        from rag_ft.prompt import SYSTEM_PROMPT, build_messages
+
+        if passages:
+            messages = build_messages(question, list(passages), system=system or SYSTEM_PROMPT)
+            docs = sorted({getattr(p, "document", "") for p in passages} - {""})
+            notes = notes or ("From a chat answer; passages from " + ", ".join(docs) if docs else "From a chat answer")
+        else:
+            messages = ([{"role": "system", "content": system}] if system else []) + [
+                {"role": "user", "content": question}]
+            notes = notes or "From a chat answer"
+        messages.append({"role": "assistant", "content": answer})
+        return self.add(messages, status="draft", source="chat", notes=notes)
+
+    def close(self) -> None:
+        self.conn.close()
