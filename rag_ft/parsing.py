@@ -311,7 +311,8 @@ def _refuse_encrypted_mail(data: bytes) -> None:
 def garbled(text: str) -> bool:
     """pdfminer spells rotated text (arXiv side stamps, rotated pages) one letter at a time: '1 2 0 2 n u J'."""
     tokens = text.split()
-    return len(tokens) >= 6 and sum(len(t) == 1 for t in tokens) >= 0.7 * len(tokens)
+    singles = sum(len(t) == 1 for t in tokens)
+    return bool(tokens) and (singles == len(tokens) or (len(tokens) >= 6 and singles >= 0.7 * len(tokens)))
 
 
 def mostly_letters_apart(elements: list[Any]) -> bool:
@@ -330,6 +331,12 @@ def _pdf(data: bytes, ocr: bool) -> Parsed:
     try:
         with pikepdf.open(io.BytesIO(data)) as pdf:
             pages = len(pdf.pages)
+            repairs = [short_reason(Exception(w)) for w in pdf.get_warnings()]
+        if repairs:  # qpdf rebuilt a damaged file (e.g. truncated); its text may be partly or wholly lost
+            damage = "; ".join(repairs[:2])
+            warnings.append(f"damaged PDF structure, repaired: {damage}")
+        elif pages == 0:
+            damage = "no pages found"
     except pikepdf.PasswordError as exc:
         raise ParseError("encrypted PDF: needs a password") from exc
     except Exception as exc:  # pdfminer is more tolerant than qpdf: still try, but say so
@@ -345,13 +352,13 @@ def _pdf(data: bytes, ocr: bool) -> Parsed:
         dropped, kept = dropped + len(kept), []
     if kept:
         if dropped:
-            warnings.append(f"dropped {dropped} garbled text fragment(s) (rotated text)")
+            warnings.append(f"dropped {dropped} fragment(s) of lone letters or digits (page numbers, rotated side text)")
         pages = pages or max((e.metadata.page_number or 0 for e in kept), default=0)
         empty = sorted(set(range(1, pages + 1)) - {e.metadata.page_number for e in kept})
         if empty:
             warnings.append("no text on page(s) " + ", ".join(map(str, empty)))
         return Parsed(kept, "pdf", pages, warnings)
-    if damage:  # neither qpdf nor pdfminer could read it: OCR would only fail the same way
+    if damage:  # a damaged file with no text: a broken text layer, not a scan (OCR would render garbage)
         raise ParseError(f"corrupt file: damaged PDF ({damage})")
     if not ocr:
         if dropped:
