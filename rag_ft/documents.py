@@ -1,0 +1,523 @@
+"""The document store: SQLite records + Chroma vectors, indexed incrementally.
+
+A document is identified by its name within a collection. Re-uploading the same bytes does nothing
+("unchanged"); changed bytes replace the document's chunks, and chunks whose content hash already has a vector
+in the collection reuse it instead of being embedded again. The uploaded bytes are kept in the data folder so a
+document can be re-indexed (and an interrupted run finished) without the user uploading it again.
+
+Crash safety: a document is marked ``indexing`` before anything changes and only becomes ``indexed`` in the same
+SQLite transaction that writes its chunk rows, after its vectors are in Chroma. Retrieval only trusts chunk rows
+of ``indexed`` documents, so a killed run never serves half a document, and the next run (or the Documents page)
+finishes every document it finds left ``indexing``. One indexing run at a time per data folder (a file lock,
+released by the OS when a process dies).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from langchain_core.embeddings import Embeddings
+
+from rag_ft.db import connect, ensure_schema, transaction
+from rag_ft.index import EmbeddingMismatch, VectorIndex
+from rag_ft.passages import Chunk
+from rag_ft.providers import embedding_id
+from rag_ft.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_DOCS = ROOT / "sample_docs"
+EMBED_BATCH = 32
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents(
+    id TEXT PRIMARY KEY, collection TEXT, name TEXT, size INTEGER, hash TEXT, pages INTEGER,
+    chunk_count INTEGER, status TEXT, error TEXT, indexed_at TEXT, embedding TEXT,
+    UNIQUE(collection, name));
+CREATE TABLE IF NOT EXISTS chunks(
+    id TEXT PRIMARY KEY, document_id TEXT, collection TEXT, document TEXT, chunk_index INTEGER, hash TEXT,
+    text TEXT, pages TEXT /*json list*/, section TEXT, element_types TEXT /*json list*/);
+CREATE INDEX IF NOT EXISTS chunks_by_document ON chunks(document_id, chunk_index);
+CREATE INDEX IF NOT EXISTS chunks_by_collection ON chunks(collection);
+-- per collection: the embedding model it was built with, and a counter bumped on every change
+-- (retrieval rebuilds its in-memory BM25 index when the counter moves)
+CREATE TABLE IF NOT EXISTS collections(name TEXT PRIMARY KEY, embedding TEXT, version INTEGER NOT NULL DEFAULT 0);
+"""
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class DocumentRecord:
+    id: str
+    collection: str
+    name: str
+    size: int
+    hash: str
+    pages: int
+    chunk_count: int
+    status: str  # 'indexing' | 'indexed' | 'failed'
+    error: str
+    indexed_at: str
+    embedding: str
+
+
+@dataclass
+class FileOutcome:
+    """What happened to one file, for the result table."""
+
+    name: str
+    status: str  # 'indexed' | 'unchanged' | 'updated' | 'failed'
+    chunks: int = 0
+    pages: int = 0
+    embedded: int = 0  # texts sent to the embedding model for this file (0 when vectors were reused)
+    error: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def message(self) -> str:
+        """The outcome in plain words."""
+        if self.status == "failed":
+            return self.error
+        if self.status == "unchanged":
+            return "unchanged: already indexed, nothing to do"
+        pages = f", {self.pages} page{'s' * (self.pages != 1)}" if self.pages else ""
+        reused = self.chunks - self.embedded
+        extra = f" ({reused} reused, {self.embedded} newly embedded)" if self.status == "updated" else ""
+        return f"{self.status}: {self.chunks} chunk{'s' * (self.chunks != 1)}{pages}{extra}"
+
+
+# ---------------------------------------------------------------- plumbing
+
+_SCHEMA_DONE: set[str] = set()
+_THREAD_LOCK = threading.RLock()
+_LOCAL = threading.local()
+
+
+def _db(settings: Settings) -> sqlite3.Connection:
+    conn = connect(settings.db_path)
+    key = str(settings.db_path.resolve())
+    if key not in _SCHEMA_DONE:
+        ensure_schema(conn, SCHEMA)
+        _SCHEMA_DONE.add(key)
+    return conn
+
+
+@contextmanager
+def _conn(settings: Settings) -> Iterator[sqlite3.Connection]:
+    conn = _db(settings)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+@contextmanager
+def indexing_lock(settings: Settings, blocking: bool = True) -> Iterator[bool]:
+    """Exclusive right to write the index of this data folder; yields False when ``blocking=False`` and busy.
+
+    A file lock (the OS drops it when the holder dies, so a killed run never blocks the next) plus a
+    re-entrant thread lock (Streamlit runs sessions on threads of one process).
+    """
+    if not _THREAD_LOCK.acquire(blocking=blocking):
+        yield False
+        return
+    try:
+        depth = getattr(_LOCAL, "depth", 0)
+        if depth:  # re-entered by this thread: it already holds the file lock
+            _LOCAL.depth = depth + 1
+            try:
+                yield True
+            finally:
+                _LOCAL.depth = depth
+            return
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(settings.data_dir / ".indexing.lock", "w") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            _LOCAL.depth = 1
+            try:
+                yield True
+            finally:
+                _LOCAL.depth = 0
+                fcntl.flock(fh, fcntl.LOCK_UN)
+    finally:
+        _THREAD_LOCK.release()
+
+
+def document_id(collection: str, name: str) -> str:
+    return hashlib.sha256(f"{collection}\n{name}".encode()).hexdigest()[:24]
+
+
+def chunk_id(doc_id: str, chunk: Chunk) -> str:
+    return f"{doc_id}-{chunk.chunk_index}-{chunk.hash[:12]}"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _file_path(settings: Settings, doc_id: str) -> Path:
+    return settings.data_dir / "files" / doc_id
+
+
+def _save_file(settings: Settings, doc_id: str, data: bytes) -> None:
+    path = _file_path(settings, doc_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)  # atomic: a crash leaves the old copy or the new one, never half a file
+
+
+def _record(row: sqlite3.Row) -> DocumentRecord:
+    d = dict(row)
+    for key in ("size", "pages", "chunk_count"):
+        d[key] = d[key] or 0
+    for key in ("hash", "status", "error", "indexed_at", "embedding"):
+        d[key] = d[key] or ""
+    return DocumentRecord(**d)
+
+
+def _get(conn: sqlite3.Connection, collection: str, name: str) -> DocumentRecord | None:
+    row = conn.execute("SELECT * FROM documents WHERE collection=? AND name=?", (collection, name)).fetchone()
+    return _record(row) if row else None
+
+
+def _bump(conn: sqlite3.Connection, collection: str, embedding: str | None = None) -> None:
+    conn.execute(
+        "INSERT INTO collections(name, embedding, version) VALUES(?, ?, 1) ON CONFLICT(name) DO UPDATE SET "
+        "version = version + 1, embedding = COALESCE(excluded.embedding, embedding)",
+        (collection, embedding),
+    )
+
+
+def _row_to_chunk(row: sqlite3.Row) -> Chunk:
+    return Chunk(
+        text=row["text"], document=row["document"], chunk_index=row["chunk_index"],
+        pages=json.loads(row["pages"] or "[]"), section=row["section"] or "",
+        element_types=json.loads(row["element_types"] or "[]"), hash=row["hash"],
+    )
+
+
+# ---------------------------------------------------------------- the indexing core
+
+def _embed_missing(
+    embeddings: Embeddings, vindex: VectorIndex, chunks: Sequence[Chunk], report: Progress | None
+) -> tuple[dict[str, list[float]], int]:
+    """A vector for every chunk hash: reused from the collection when present, else embedded (once per text)."""
+    vectors = vindex.vectors_by_hash(c.hash for c in chunks)
+    todo: dict[str, str] = {}
+    for c in chunks:
+        if c.hash not in vectors:
+            todo.setdefault(c.hash, c.text)
+    items = list(todo.items())
+    for i in range(0, len(items), EMBED_BATCH):
+        batch = items[i : i + EMBED_BATCH]
+        for (h, _), vec in zip(batch, embeddings.embed_documents([t for _, t in batch]), strict=True):
+            vectors[h] = list(vec)
+        if report:
+            report(0.1 + 0.8 * min(1.0, (i + len(batch)) / len(items)),
+                   f"embedded {i + len(batch)} of {len(items)} new chunks")
+    return vectors, len(items)
+
+
+def _store(
+    settings: Settings, embeddings: Embeddings, conn: sqlite3.Connection, vindex: VectorIndex, doc_id: str,
+    chunks: Sequence[Chunk], pages: int, report: Progress | None = None,
+) -> int:
+    """Write a document's chunks (vectors first, then the SQLite rows + 'indexed' in one transaction)."""
+    eid = embedding_id(settings)
+    vindex.ensure(eid)
+    vectors, embedded = _embed_missing(embeddings, vindex, chunks, report)
+    ids = [chunk_id(doc_id, c) for c in chunks]
+    metas = [
+        {"document_id": doc_id, "document": c.document, "chunk_index": c.chunk_index, "hash": c.hash,
+         "section": c.section or "", "pages": json.dumps(c.pages)}
+        for c in chunks
+    ]
+    vindex.upsert(ids, [vectors[c.hash] for c in chunks], [c.text for c in chunks], metas)
+    # vectors of the previous version (or of an interrupted run) that the new version does not use
+    vindex.delete_ids(set(vindex.ids_of_document(doc_id)) - set(ids))
+    with transaction(conn):
+        conn.execute("DELETE FROM chunks WHERE document_id=?", (doc_id,))
+        conn.executemany(
+            "INSERT INTO chunks(id, document_id, collection, document, chunk_index, hash, text, pages, section, "
+            "element_types) VALUES(?,?,?,?,?,?,?,?,?,?)",
+            [(cid, doc_id, vindex.collection, c.document, c.chunk_index, c.hash, c.text, json.dumps(c.pages),
+              c.section or "", json.dumps(c.element_types)) for cid, c in zip(ids, chunks, strict=True)],
+        )
+        conn.execute(
+            "UPDATE documents SET status='indexed', error='', chunk_count=?, pages=?, indexed_at=?, embedding=? "
+            "WHERE id=?", (len(chunks), pages, _now(), eid, doc_id),
+        )
+        _bump(conn, vindex.collection, eid)
+    if report:
+        report(1.0, f"{len(chunks)} chunks stored")
+    return embedded
+
+
+def _parse(name: str, data: bytes) -> Any:
+    from rag_ft.ingest import parse
+
+    return parse(name, data)
+
+
+def _failure(result: Any) -> str | None:
+    if result.error:
+        return result.error
+    if not result.chunks:
+        return "no text found in the file"
+    return None
+
+
+def _index_one(
+    settings: Settings, embeddings: Embeddings, conn: sqlite3.Connection, vindex: VectorIndex, name: str,
+    data: bytes, report: Progress | None, force: bool = False,
+) -> FileOutcome:
+    name = (name or "").strip()
+    if not name:
+        return FileOutcome("(no name)", "failed", error="a file needs a name")
+    collection, eid = vindex.collection, embedding_id(settings)
+    digest = hashlib.sha256(data).hexdigest()
+    rec = _get(conn, collection, name)
+    if not force and rec and rec.status == "indexed" and rec.hash == digest and rec.embedding == eid:
+        return FileOutcome(name, "unchanged", chunks=rec.chunk_count, pages=rec.pages)
+    if report:
+        report(0.02, "reading")
+    result = _parse(name, data)
+    problem = _failure(result)
+    if problem:  # the previous version (if any) stays indexed: bad input loses nothing
+        return FileOutcome(name, "failed", error=problem, warnings=list(result.warnings))
+    for c in result.chunks:
+        c.document = name  # identity = the name within the collection
+    doc_id = document_id(collection, name)
+    _save_file(settings, doc_id, data)
+    with transaction(conn):
+        conn.execute(
+            "INSERT INTO documents(id, collection, name, size, hash, pages, chunk_count, status, error, indexed_at, "
+            "embedding) VALUES(?,?,?,?,?,?,?, 'indexing', '', ?, ?) ON CONFLICT(id) DO UPDATE SET "
+            "size=excluded.size, hash=excluded.hash, status='indexing', error=''",
+            (doc_id, collection, name, len(data), digest, result.pages, 0, "", eid),
+        )
+    if report:
+        report(0.1, f"{len(result.chunks)} chunks")
+    embedded = _store(settings, embeddings, conn, vindex, doc_id, result.chunks, result.pages, report)
+    status = "updated" if rec and rec.status == "indexed" else "indexed"
+    return FileOutcome(name, status, chunks=len(result.chunks), pages=result.pages, embedded=embedded,
+                       warnings=list(result.warnings))
+
+
+def _recover(
+    settings: Settings, embeddings: Embeddings, conn: sqlite3.Connection, vindex: VectorIndex
+) -> list[FileOutcome]:
+    """Finish documents a killed run left 'indexing' (caller holds the indexing lock, so no run is live)."""
+    rows = conn.execute("SELECT * FROM documents WHERE collection=? AND status='indexing' ORDER BY name",
+                        (vindex.collection,)).fetchall()
+    out = []
+    for rec in map(_record, rows):
+        path = _file_path(settings, rec.id)
+        if not path.exists():  # nothing to finish it from: remove what was half written
+            _remove(conn, vindex, rec)
+            out.append(FileOutcome(rec.name, "failed", error="interrupted before its file was saved: upload it again"))
+            continue
+        try:
+            out.append(_index_one(settings, embeddings, conn, vindex, rec.name, path.read_bytes(), None, force=True))
+        except EmbeddingMismatch:
+            raise
+        except Exception as exc:  # keep the record visible with the reason instead of looping on it
+            conn.execute("UPDATE documents SET status='failed', error=? WHERE id=?", (f"indexing failed: {exc}", rec.id))
+            out.append(FileOutcome(rec.name, "failed", error=f"indexing failed: {exc}"))
+    return out
+
+
+def _remove(conn: sqlite3.Connection, vindex: VectorIndex, rec: DocumentRecord) -> None:
+    vindex.delete_ids(vindex.ids_of_document(rec.id))
+    with transaction(conn):
+        conn.execute("DELETE FROM chunks WHERE document_id=?", (rec.id,))
+        conn.execute("DELETE FROM documents WHERE id=?", (rec.id,))
+        _bump(conn, vindex.collection)
+
+
+# ---------------------------------------------------------------- public API
+
+def index_files(
+    settings: Settings, embeddings: Embeddings, files: Sequence[tuple[str, bytes]], collection: str = "default",
+    progress: Progress | None = None,
+) -> list[FileOutcome]:
+    """Index files (name, bytes) into ``collection``; one outcome per file, in order. One bad file stops nothing.
+
+    ``progress(fraction 0..1, message)`` is called as files advance. Raises ``EmbeddingMismatch`` (before
+    changing anything) when the collection was built with another embedding model.
+    """
+    outcomes: list[FileOutcome] = []
+    total = max(1, len(files))
+    with indexing_lock(settings), _conn(settings) as conn:
+        vindex = VectorIndex(settings, collection)
+        vindex.check(embedding_id(settings))
+        _recover(settings, embeddings, conn, vindex)
+        for i, (name, data) in enumerate(files):
+            def report(frac: float, msg: str, i: int = i, name: str = name) -> None:
+                if progress:
+                    progress(min(1.0, (i + frac) / total), f"{name}: {msg}")
+
+            report(0.0, "starting")
+            try:
+                outcome = _index_one(settings, embeddings, conn, vindex, name, data, report)
+            except EmbeddingMismatch:
+                raise
+            except Exception as exc:  # e.g. Chroma unreachable mid-run; the record stays 'indexing' for recovery
+                outcome = FileOutcome(name, "failed", error=f"indexing failed: {type(exc).__name__}: {exc}")
+            outcomes.append(outcome)
+            report(1.0, outcome.message)
+    return outcomes
+
+
+def recover_interrupted(
+    settings: Settings, embeddings: Embeddings, collection: str = "default", blocking: bool = False
+) -> list[FileOutcome] | None:
+    """Finish documents left 'indexing' by a killed run; None when another run holds the lock right now."""
+    with indexing_lock(settings, blocking=blocking) as got:
+        if not got:
+            return None
+        with _conn(settings) as conn:
+            vindex = VectorIndex(settings, collection)
+            vindex.check(embedding_id(settings))
+            return _recover(settings, embeddings, conn, vindex)
+
+
+def list_documents(settings: Settings, collection: str = "default") -> list[DocumentRecord]:
+    with _conn(settings) as conn:
+        rows = conn.execute("SELECT * FROM documents WHERE collection=? ORDER BY name", (collection,)).fetchall()
+    return [_record(r) for r in rows]
+
+
+def get_document(settings: Settings, name: str, collection: str = "default") -> DocumentRecord | None:
+    with _conn(settings) as conn:
+        return _get(conn, collection, name)
+
+
+def list_collections(settings: Settings) -> list[str]:
+    with _conn(settings) as conn:
+        rows = conn.execute(
+            "SELECT collection AS c FROM documents UNION SELECT name AS c FROM collections ORDER BY c"
+        ).fetchall()
+    return [r["c"] for r in rows]
+
+
+def collection_version(settings: Settings, collection: str = "default") -> int:
+    with _conn(settings) as conn:
+        row = conn.execute("SELECT version FROM collections WHERE name=?", (collection,)).fetchone()
+    return int(row["version"]) if row else 0
+
+
+def collection_embedding(settings: Settings, collection: str = "default") -> str | None:
+    """The embedding model the collection's vectors come from (Chroma's record), None when it has none yet."""
+    return VectorIndex(settings, collection).built_with()
+
+
+def check_embedding(settings: Settings, collection: str = "default") -> None:
+    """Raise ``EmbeddingMismatch`` when the collection was built with another model than the current one."""
+    VectorIndex(settings, collection).check(embedding_id(settings))
+
+
+def delete_document(settings: Settings, name: str, collection: str = "default") -> bool:
+    """Remove a document's vectors, chunk rows, record and stored file. False when there was no such document."""
+    with indexing_lock(settings), _conn(settings) as conn:
+        rec = _get(conn, collection, name)
+        if rec is None:
+            return False
+        _remove(conn, VectorIndex(settings, collection), rec)
+        _file_path(settings, rec.id).unlink(missing_ok=True)
+        return True
+
+
+def reindex_document(
+    settings: Settings, embeddings: Embeddings, name: str, collection: str = "default",
+    progress: Progress | None = None,
+) -> FileOutcome:
+    """Parse and chunk the stored copy again (vectors of unchanged chunks are reused)."""
+    with indexing_lock(settings), _conn(settings) as conn:
+        rec = _get(conn, collection, name)
+        if rec is None:
+            return FileOutcome(name, "failed", error=f"no document named {name!r} in collection {collection!r}")
+        path = _file_path(settings, rec.id)
+        if not path.exists():
+            return FileOutcome(name, "failed", error="the stored copy of this file is missing: upload it again")
+        vindex = VectorIndex(settings, collection)
+        vindex.check(embedding_id(settings))
+        try:
+            return _index_one(settings, embeddings, conn, vindex, name, path.read_bytes(), progress, force=True)
+        except EmbeddingMismatch:
+            raise
+        except Exception as exc:
+            return FileOutcome(name, "failed", error=f"indexing failed: {type(exc).__name__}: {exc}")
+
+
+def document_chunks(settings: Settings, name: str, collection: str = "default") -> list[Chunk]:
+    """The chunks of an indexed document, in order (for the chunk viewer)."""
+    with _conn(settings) as conn:
+        rows = conn.execute(
+            "SELECT c.* FROM chunks c JOIN documents d ON d.id = c.document_id "
+            "WHERE d.collection=? AND d.name=? ORDER BY c.chunk_index", (collection, name)).fetchall()
+    return [_row_to_chunk(r) for r in rows]
+
+
+def sample_files() -> list[tuple[str, bytes]]:
+    """The demo documents in sample_docs/ (every file the ingestion supports; not the question set)."""
+    from rag_ft.ingest import supported
+
+    if not SAMPLE_DOCS.is_dir():
+        return []
+    return [(p.name, p.read_bytes()) for p in sorted(SAMPLE_DOCS.iterdir())
+            if p.is_file() and not p.name.startswith(".") and p.suffix != ".jsonl" and supported(p.name)
+            and p.name.lower() != "readme.md"]
+
+
+def load_sample_documents(
+    settings: Settings, embeddings: Embeddings, collection: str = "default", progress: Progress | None = None
+) -> list[FileOutcome]:
+    """Index sample_docs/ (unchanged files are skipped, as for any upload)."""
+    return index_files(settings, embeddings, sample_files(), collection=collection, progress=progress)
+
+
+def reembed(
+    settings: Settings, embeddings: Embeddings, collection: str = "default", progress: Progress | None = None
+) -> int:
+    """Rebuild the collection's vectors with the current embedding model; returns the number of texts embedded.
+
+    Chunks are taken from SQLite (no re-parsing). Every document is marked 'indexing' first, so a run killed
+    half-way is finished by the next indexing run like any interrupted one.
+    """
+    with indexing_lock(settings), _conn(settings) as conn:
+        docs = [_record(r) for r in conn.execute(
+            "SELECT * FROM documents WHERE collection=? AND status IN ('indexed','indexing') ORDER BY name",
+            (collection,)).fetchall()]
+        with transaction(conn):
+            conn.execute("UPDATE documents SET status='indexing' WHERE collection=? AND status='indexed'", (collection,))
+        vindex = VectorIndex(settings, collection)
+        vindex.drop()
+        vindex.ensure(embedding_id(settings))
+        embedded = 0
+        for n, rec in enumerate(docs):
+            rows = conn.execute("SELECT * FROM chunks WHERE document_id=? ORDER BY chunk_index", (rec.id,)).fetchall()
+            if rows:
+                chunks = [_row_to_chunk(r) for r in rows]
+                embedded += _store(settings, embeddings, conn, vindex, rec.id, chunks, rec.pages)
+            if progress:
+                progress((n + 1) / max(1, len(docs)), f"{rec.name}: re-embedded")
+        # documents an earlier run left without chunk rows: finish them from their stored files
+        _recover(settings, embeddings, conn, vindex)
+        return embedded
