@@ -1,0 +1,224 @@
+"""Draft training examples from indexed document chunks: a chat model writes a question/answer pair per chunk.
+
+Small local models often write unusable pairs (no question, an answer that is not in the passage,
+loops), so every model output goes through a strict parser with a grounding check; when it fails we
+fall back to a deterministic extractive pair built from the chunk's own sentences, and the example's
+notes say which of the two produced it. Drafts keep their document and chunk hash, so a later change
+to the document flags them stale (``ExampleStore.stale_ids``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rag_ft.db import connect
+from rag_ft.examples import ExampleStore
+from rag_ft.prompt import format_passage, user_message
+
+DEFAULT_SYSTEM = ("You are a friendly support assistant. Answer in one or two short sentences and end with "
+                  "the source in the form [Source: <document>, Section x.y].")
+DEFAULT_FORMAT = "{answer} [Source: {document}, Section {section}]"
+
+WRITER_SYSTEM = "You write question and answer pairs for training a support assistant. Use only the passage."
+WRITER_PROMPT = (
+    "Passage from {document}, section {section}:\n<<<\n{text}\n>>>\n\n"
+    "Write one question a customer could ask that this passage answers, then its answer using only the passage.\n"
+    "Reply in exactly this format:\nQuestion: <the question>\nAnswer: <the answer>"
+)
+
+_WORD = re.compile(r"[a-z0-9][a-z0-9'-]*")
+_STOP = set("the a an and or of to in on for is are be was were it this that with as at by from your you can "
+            "will not do does if any all our we they their its has have".split())
+
+
+@dataclass
+class SourceChunk:
+    id: str
+    document_id: str
+    collection: str
+    document: str
+    chunk_index: int
+    hash: str
+    text: str
+    section: str = ""
+
+
+@dataclass
+class Style:
+    system_prompt: str = DEFAULT_SYSTEM
+    answer_format: str = DEFAULT_FORMAT  # {answer}, {document}, {section}
+    include_passage: bool = False  # True: the user turn carries the chunk as passage [1] (grounding data)
+
+
+@dataclass
+class Progress:
+    done: int
+    total: int
+    example_id: int | None
+    used_model: bool
+    note: str
+
+
+class Unusable(ValueError):
+    """The model's output is not a usable question/answer pair; the message says why."""
+
+
+def _has_chunks(conn: Any) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='chunks'").fetchone() is not None
+
+
+def list_documents(db_path: Path | str) -> list[tuple[str, str, int]]:
+    """(collection, document, number of chunks) for every indexed document; [] before any indexing."""
+    conn = connect(db_path)
+    try:
+        if not _has_chunks(conn):
+            return []
+        return [(r[0], r[1], r[2]) for r in conn.execute(
+            "SELECT collection, document, COUNT(*) FROM chunks GROUP BY collection, document ORDER BY collection, document")]
+    finally:
+        conn.close()
+
+
+def list_chunks(db_path: Path | str, documents: Sequence[tuple[str, str]] | None = None) -> list[SourceChunk]:
+    """Chunks of the given (collection, document) pairs (all when None), in document order."""
+    conn = connect(db_path)
+    try:
+        if not _has_chunks(conn):
+            return []
+        rows = conn.execute("SELECT id, document_id, collection, document, chunk_index, hash, text, section FROM chunks "
+                            "ORDER BY collection, document, chunk_index").fetchall()
+    finally:
+        conn.close()
+    wanted = set(map(tuple, documents)) if documents is not None else None
+    return [SourceChunk(*(r[k] if r[k] is not None else "" for k in range(8)))
+            for r in rows if wanted is None or (r["collection"], r["document"]) in wanted]
+
+
+def section_label(section: str, chunk_index: int) -> str:
+    """'3.2' from a heading like '3.2 Resetting the hub'; the heading itself when it has no number."""
+    m = re.match(r"\s*(?:section\s+)?(\d+(?:\.\d+)*)", section or "", re.I)
+    if m:
+        return m.group(1)
+    return section.strip() or f"part {chunk_index + 1}"
+
+
+def _title(section: str) -> str:
+    return re.sub(r"^\s*(?:section\s+)?\d+(?:\.\d+)*\.?\s*", "", section or "", flags=re.I).strip(" #:-")
+
+
+def _content_words(text: str) -> list[str]:
+    return [w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 2]
+
+
+def parse_pair(output: str, passage: str) -> tuple[str, str]:
+    """Question and answer from a model's reply, or ``Unusable`` with the reason."""
+    text = re.sub(r"\[Source:[^\]]*\]", "", output or "").strip()
+    m = re.search(r"question\s*:\s*(.+?)\s*answer\s*:\s*(.+)", text, re.I | re.S)
+    if not m:
+        raise Unusable("no 'Question: ... Answer: ...' in the reply")
+    q = " ".join(m.group(1).split())
+    a = " ".join(m.group(2).split())
+    a = re.split(r"\s*question\s*:", a, flags=re.I)[0].strip()  # a second pair: keep the first
+    if not q.endswith("?") or not 3 <= len(q.split()) <= 40:
+        raise Unusable("the question is not a question of 3-40 words")
+    if not 4 <= len(a.split()) <= 120:
+        raise Unusable("the answer is not 4-120 words long")
+    if a.lower().rstrip("?.") == q.lower().rstrip("?."):
+        raise Unusable("the answer repeats the question")
+    words = _content_words(a)
+    if not words:
+        raise Unusable("the answer has no content words")
+    source = set(_content_words(passage))
+    grounded = sum(1 for w in words if w in source) / len(words)
+    if grounded < 0.6:
+        raise Unusable(f"only {grounded:.0%} of the answer's words are in the passage")
+    # a degenerate loop: the same 3 words again and again
+    tri = [" ".join(words[i:i + 3]) for i in range(len(words) - 2)]
+    if tri and len(set(tri)) < len(tri) / 2:
+        raise Unusable("the answer repeats itself")
+    return q, a
+
+
+def _sentences(text: str) -> list[str]:
+    flat = " ".join(text.split())
+    return [s.strip() for s in re.split(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])", flat) if s.strip()]
+
+
+def extractive_pair(chunk: SourceChunk) -> tuple[str, str]:
+    """A deterministic pair from the chunk itself: a question from its heading, the answer from its sentences."""
+    lines = [ln.strip() for ln in chunk.text.strip().splitlines()]
+    while len(lines) > 1 and (not lines[0] or (len(lines[0].split()) <= 12 and not lines[0].endswith((".", "!", "?")))):
+        lines.pop(0)  # headings at the top of the chunk are not answer text
+    sents = [s for s in _sentences("\n".join(lines)) if 5 <= len(s.split()) <= 60 and not s.endswith(":")]
+    title = _title(chunk.section)
+    if sents and title and sents[0].rstrip(".").lower() == title.lower():
+        sents = sents[1:]
+    answer = " ".join(sents[:2]) if sents else " ".join(chunk.text.split()[:60])
+    if not answer.endswith((".", "!", "?")):
+        answer += "."
+    if title:
+        # "Resetting the hub" -> "resetting the hub"; keep names and acronyms ("Wi-Fi", "LED") as written
+        first = title.split()[0]
+        lead = title[0].lower() + title[1:] if first[1:] == first[1:].lower() else title
+        question = f"What should I know about {lead}?"
+    else:
+        stem = Path(chunk.document).stem.replace("_", " ").replace("-", " ")
+        question = f"What does the {stem} document say in part {chunk.chunk_index + 1}?"
+    return question, answer
+
+
+def build_example(chunk: SourceChunk, question: str, answer: str, style: Style) -> list[dict[str, str]]:
+    section = section_label(chunk.section, chunk.chunk_index)
+    final = style.answer_format.format(answer=answer.strip(), document=chunk.document, section=section)
+    if style.include_passage:
+        block = format_passage(1, chunk.text, chunk.document, "", chunk.section)
+        user = user_message(question, block)
+    else:
+        user = question
+    return [{"role": "system", "content": style.system_prompt}, {"role": "user", "content": user},
+            {"role": "assistant", "content": final}]
+
+
+def ask_model(chat_model: Any, chunk: SourceChunk) -> str:
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    prompt = WRITER_PROMPT.format(document=chunk.document, section=chunk.section or "-", text=chunk.text.strip()[:3000])
+    reply = chat_model.invoke([SystemMessage(WRITER_SYSTEM), HumanMessage(prompt)])
+    return str(reply.content)
+
+
+def draft(chunk: SourceChunk, chat_model: Any, style: Style, model_name: str = "") -> tuple[list[dict], str, bool]:
+    """(messages, notes, used_model) for one chunk: the model's pair if usable, else the extractive one."""
+    name = model_name or getattr(chat_model, "model_name", "") or type(chat_model).__name__
+    try:
+        q, a = parse_pair(ask_model(chat_model, chunk), chunk.text)
+        return build_example(chunk, q, a, style), f"Generated by {name}.", True
+    except Unusable as exc:
+        reason = str(exc)
+    except Exception as exc:  # the model failed (network, key, out of memory): still give a draft
+        reason = f"the model failed: {type(exc).__name__}: {exc}"
+    q, a = extractive_pair(chunk)
+    return (build_example(chunk, q, a, style),
+            f"Extractive fallback: {name}'s output was unusable ({reason}). Review the wording.", False)
+
+
+def generate(store: ExampleStore, chunks: Sequence[SourceChunk], chat_model: Any, style: Style | None = None,
+             should_stop: Callable[[], bool] | None = None, model_name: str = "") -> Iterator[Progress]:
+    """Write one draft per chunk, saving each as soon as it exists; yields progress after each chunk.
+
+    Stopping (``should_stop`` true, or the caller abandoning the iterator) keeps every draft already saved.
+    """
+    style = style or Style()
+    total = len(chunks)
+    for i, chunk in enumerate(chunks, 1):
+        if should_stop and should_stop():
+            return
+        messages, notes, used = draft(chunk, chat_model, style, model_name)
+        ex_id = store.add(messages, status="draft", source="generated", notes=notes, tags=["generated"],
+                          collection=chunk.collection, document_id=chunk.document_id, document=chunk.document,
+                          chunk_id=chunk.id, chunk_hash=chunk.hash, section=chunk.section)
+        yield Progress(i, total, ex_id, used, notes)
