@@ -106,3 +106,18 @@ def add_chat_example(s: Settings, question: str, answer: str, result) -> int | N
         return None
     passages = list(result.passages) if result is not None else []
     return ExampleStore(s.db_path).add_from_chat(question, answer, passages)
+
+
+# ---- compare / evaluation ----
+@st.cache_resource(show_spinner="Loading the chat model (first use only)...")
+def eval_chat_model(s: Settings, choice, max_tokens: int):
+    """A model for evaluation runs, with the run's answer length (short answers keep local runs quick)."""
+    from rag_ft.models import chat_model_for
+
+    return chat_model_for(s, choice, max_tokens=max_tokens)
+
+
+def eval_store(s: Settings):
+    from rag_ft.evaluation import EvalStore
+
+    return EvalStore(s.db_path)

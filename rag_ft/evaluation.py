@@ -635,15 +635,40 @@ def score_answer(
 # ---------------------------------------------------------------- the runner
 
 
+# OpenAI prices for ANSWERING, USD per 1M (input, output) tokens, standard tier, from openai.com/api/pricing
+# (rag_ft.dataset.PRICES holds the TRAINING prices; same date). Fine-tuned models ("ft:<base>:...") cost more.
+INFERENCE_PRICES: dict[str, tuple[float, float]] = {
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1-nano": (0.10, 0.40),
+    "gpt-4.1": (2.00, 8.00),
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-3.5-turbo": (0.50, 1.50),
+}
+FINE_TUNED_PRICES: dict[str, tuple[float, float]] = {
+    "gpt-4.1-mini": (0.80, 3.20),
+    "gpt-4.1-nano": (0.20, 0.80),
+    "gpt-4.1": (3.00, 12.00),
+    "gpt-4o-mini": (0.30, 1.20),
+    "gpt-4o": (3.75, 15.00),
+    "gpt-3.5-turbo": (3.00, 6.00),
+}
+
+
+def inference_price(model: str) -> tuple[float, float] | None:
+    """(input, output) USD per 1M tokens for an OpenAI model id; None when unknown."""
+    table = INFERENCE_PRICES
+    if model.startswith("ft:"):
+        table, model = FINE_TUNED_PRICES, model.split(":")[1]
+    for name in sorted(table, key=len, reverse=True):  # "gpt-4.1-mini" before "gpt-4.1"
+        if model.startswith(name):
+            return table[name]
+    return None
+
+
 def price_for(model: str, backend: str) -> tuple[float, float] | None:
-    """(input, output) dollars per million tokens from rag_ft.dataset's table; local models cost 0 (None)."""
-    if backend != "openai":
-        return None
-    try:
-        from rag_ft.dataset import inference_price
-    except ImportError:
-        return None
-    return inference_price(model)
+    """Price of one model's answers; local models cost nothing here (None)."""
+    return inference_price(model) if backend == "openai" else None
 
 
 @dataclass

@@ -249,3 +249,12 @@ def test_llm_judge_against_the_fake_server(fake_openai):
     bad = get_chat_model(Settings(openai_api_key="sk-wrong-key", openai_base_url=fake_openai.base_url))
     assert "refused the API key" in judge_answer(bad, "q", "a", [])["judge_error"]
     assert parse_judgement('{"groundedness": 9, "relevance": 1}') is None
+
+
+def test_inference_prices():
+    from rag_ft.evaluation import inference_price, price_for
+
+    assert inference_price("gpt-4.1-mini-2025-04-14") == (0.40, 1.60)
+    assert inference_price("gpt-4.1-2025-04-14") == (2.00, 8.00)
+    assert inference_price("ft:gpt-4o-mini-2024-07-18:acme::abc123") == (0.30, 1.20)
+    assert inference_price("llama-3") is None and price_for("gpt-4o", "local") is None

@@ -1,0 +1,181 @@
+"""The Compare page: AppTest (sets, a real run with the local model, stop, results) and a real browser."""
+
+import csv
+import io
+import json
+
+import pytest
+from playwright.sync_api import expect
+from streamlit.testing.v1 import AppTest
+from ui import goto_page, wait_idle
+
+from rag_ft.evaluation import SAMPLE_QUESTIONS, EvalQuestion, EvalStore, RunConfig, RunOptions
+from rag_ft.settings import load_settings
+
+APP = "../app.py"
+GUIDE = b"""# Billing guide
+
+## Refunds
+
+Refunds are issued within 14 days of a cancellation request. The refund goes back to the original card.
+Customers on the annual plan get a pro-rated refund for the months they did not use.
+
+## Invoices
+
+Invoices are sent on the first working day of each month as PDF files. Invoices can be downloaded from the
+billing page at any time, and a copy is kept for ten years.
+"""
+QUESTIONS = [
+    EvalQuestion("How many days does a refund take?", "Refunds are issued within 14 days.", "billing-guide.md"),
+    EvalQuestion("What is the boiling point of mercury?", answerable=False),
+]
+
+
+@pytest.fixture(autouse=True)
+def clear_caches():
+    import streamlit as st
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield
+
+
+def open_compare() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=240).run()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(at: AppTest) -> str:
+    return " ".join(str(e.value) for kind in ("markdown", "caption", "info", "warning", "error", "success")
+                    for e in getattr(at, kind))
+
+
+def test_empty_page_offers_the_sample_set():
+    at = open_compare()
+    assert "No evaluation set yet" in texts(at)
+    assert at.button(key="load_sample_set")
+    if not SAMPLE_QUESTIONS.exists():
+        pytest.skip("sample_docs/questions.jsonl is not there yet")
+    at.button(key="load_sample_set").click().run()
+    assert not at.exception, at.exception
+    assert "Loaded the sample evaluation set" in texts(at)
+    assert "Sample evaluation set" in at.selectbox(key="eval_set").format_func(at.selectbox(key="eval_set").value)
+
+
+def test_import_names_bad_lines_and_keeps_the_good_ones():
+    at = open_compare()
+    good = json.dumps({"question": "How long do refunds take?", "answer": "14 days"})
+    at.file_uploader(key="eval_upload").set_value(("mine.jsonl", f"{good}\n{{oops\n".encode(), "application/jsonl"))
+    at.run()
+    at.button(key="eval_import").click().run()
+    assert not at.exception, at.exception
+    assert any("mine.jsonl line 2: not valid JSON" in w.value for w in at.warning)
+    assert "Imported 1 questions from mine.jsonl (1 row(s) left out" in texts(at)
+    assert EvalStore(load_settings().db_path).list_sets()[0].name == "mine"
+
+
+def test_bad_format_regex_blocks_the_run():
+    EvalStore(load_settings().db_path).create_set("Mine", QUESTIONS)
+    at = open_compare()
+    at.text_input(key="style_pattern").set_value("[unclosed").run()
+    assert any("not a valid regular expression" in e.value for e in at.error)
+    assert at.button(key="run_eval").disabled
+
+
+@pytest.mark.slow
+def test_run_from_the_page_with_the_local_model(local_chat, local_embeddings):
+    from rag_ft.documents import index_files
+
+    s = load_settings()
+    index_files(s, local_embeddings, [("billing-guide.md", GUIDE)])
+    EvalStore(s.db_path).create_set("Billing", QUESTIONS)
+    at = open_compare()
+    for i in (2, 3):  # keep the two base configurations (a tuned model may be offered as 3 and 4)
+        if at.checkbox(key=f"cfg_on_{i}").value:
+            at.checkbox(key=f"cfg_on_{i}").uncheck()
+    at.number_input(key="eval_max_tokens").set_value(16)
+    at.run()
+    run = at.button(key="run_eval")
+    assert run.label == "Run 2 configuration(s) on 2 question(s)" and not run.disabled
+    run.click().run()
+    assert not at.exception, at.exception
+
+    store = EvalStore(s.db_path)
+    info = store.list_runs()[0]
+    assert info.status == "done" and info.answered == 4
+    records = store.results(info.id)
+    rag = [r for r in records if r.config_index == 1]
+    assert rag[0].passages and rag[0].passages[0]["document"] == "billing-guide.md"
+    assert rag[0].metrics["doc_rank"] == 1 and rag[0].output_tokens > 0
+    assert rag[1].metrics["not_covered"] is not None  # the unanswerable question is scored
+
+    table = next(d.value for d in at.dataframe if "Setup" in d.value.columns)  # the summary table
+    assert list(table["Configuration"]) == ["Base", "Base + RAG"]
+    assert table.loc[1, "Document hit@k"] == 1.0 and table.loc[1, "Document MRR"] == 1.0
+    assert "Token F1" in table.columns and "Total latency (s)" in table.columns
+    summary = texts(at)
+    assert "Base + RAG: retrieval found the expected document in the top 4 for 100%" in summary
+    assert "no per-token cost" in summary
+    assert at.selectbox(key="eval_question").value == store.questions(info.set_id)[0].id
+    assert any(d.label == "Export results as CSV" for d in at.get("download_button"))
+
+
+def test_interrupted_run_is_marked_stopped_and_can_be_continued():
+    s = load_settings()
+    store = EvalStore(s.db_path)
+    set_id = store.create_set("Billing", QUESTIONS)
+    run_id = store.create_run(set_id, [RunConfig("Base", "SmolLM2-135M-Instruct")], RunOptions())
+    store.set_status(run_id, "running")
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.session_state["eval_running"] = run_id  # what a click on Stop leaves behind mid-run
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception, at.exception
+    assert store.get_run(run_id).status == "stopped"
+    assert any("Stopped after 0 answers" in i.value for i in at.info)
+    assert at.button(key="continue_eval")
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_compare_in_a_real_browser(page, app_server, tmp_path):
+    base, data = app_server
+    page.goto(base)
+    wait_idle(page)
+    goto_page(page, "Compare", "compare")
+    expect(page.get_by_text("No evaluation set yet")).to_be_visible()
+    lines = [json.dumps({"question": "Which format do invoices come in?", "answer": "PDF files"}),
+             json.dumps({"question": "What is the boiling point of mercury?", "answerable": False})]
+    page.get_by_text("Add an evaluation set").click()
+    page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(
+        files=[{"name": "browser-set.jsonl", "mimeType": "application/jsonl", "buffer": "\n".join(lines).encode()}])
+    page.get_by_role("button", name="Import").click()
+    expect(page.get_by_text("Imported 2 questions from browser-set.jsonl")).to_be_visible()
+    wait_idle(page)
+    # one configuration, no retrieval, one question, short answers: the run takes seconds
+    for i in (1, 2, 3):
+        box = page.get_by_test_id("stCheckbox").nth(i)
+        if box.locator("input").is_checked():
+            box.click()
+            wait_idle(page)
+    limit = page.get_by_label("Questions (0 = all)")
+    limit.fill("1")
+    limit.press("Enter")
+    tokens = page.get_by_label("Max answer tokens")
+    tokens.fill("16")
+    tokens.press("Enter")
+    wait_idle(page)
+    run = page.get_by_role("button", name="Run 1 configuration(s) on 1 question(s)")
+    expect(run).to_be_enabled()
+    run.click()
+    expect(page.get_by_text("What the numbers say")).to_be_visible(timeout=180_000)
+    wait_idle(page, 180_000)
+    expect(page.get_by_text("All answers came from local models")).to_be_visible()
+    expect(page.get_by_text("One question, side by side")).to_be_visible()
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Export results as CSV").click()
+    rows = list(csv.DictReader(io.StringIO(open(dl.value.path()).read())))
+    assert len(rows) == 1 and rows[0]["question"] == "Which format do invoices come in?"
+    assert rows[0]["configuration"] == "Base" and float(rows[0]["total (s)"]) > 0
+    page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
