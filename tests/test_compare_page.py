@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import re
 
 import pytest
 from playwright.sync_api import expect
@@ -179,3 +180,32 @@ def test_compare_in_a_real_browser(page, app_server, tmp_path):
     assert len(rows) == 1 and rows[0]["question"] == "Which format do invoices come in?"
     assert rows[0]["configuration"] == "Base" and float(rows[0]["total (s)"]) > 0
     page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
+
+
+def test_home_decision_helper_links_to_the_pages_that_do_it():
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception, at.exception
+    assert "Put **your documents**" in at.markdown[0].value  # the explanation is still there
+    assert "Tick what applies" in texts(at) and not at.get("page_link")
+    at.checkbox(key="decide_cite").check().run()
+    assert "Suggested: RAG (retrieval)" in texts(at)
+    assert [p.proto.page for p in at.get("page_link")] == ["documents", "chat", "compare"]
+    at.checkbox(key="decide_format").check().run()
+    assert "Suggested: RAG now, fine-tuning later" in texts(at)  # no training budget ticked
+    at.checkbox(key="decide_budget").check().run()
+    assert "Suggested: Both: RAG + a fine-tuned model" in texts(at)
+    assert [p.proto.page for p in at.get("page_link")] == ["documents", "training_data", "fine_tuning", "compare"]
+    at.checkbox(key="decide_cite").uncheck().run()
+    assert "Suggested: Fine-tuning." in texts(at)
+
+
+@pytest.mark.browser
+def test_home_checklist_link_opens_the_compare_page(page, app_server):
+    base, _ = app_server
+    page.goto(base)
+    wait_idle(page)
+    page.get_by_text("Do answers need to cite their sources").click()
+    expect(page.get_by_text("Suggested: RAG (retrieval).")).to_be_visible()
+    page.get_by_test_id("stPageLink").filter(has_text="Compare: measure it").click()
+    expect(page).to_have_url(re.compile("compare"))
+    expect(page.get_by_role("heading", name="Compare")).to_be_visible()
