@@ -40,23 +40,30 @@ def estimate_model() -> str:
 
 # ---- 1. save what the user typed into the grid on the previous interaction --------------------
 def save_grid_delta() -> list[str]:
+    """Write the editor's NEW changes to SQLite. The delta in session state is cumulative for the editor's
+    life, so we remember what was already applied: re-applying it would undo a later bulk action."""
     key = S.get("td_grid_key")
     delta = S.get(key) if key else None
     ids = S.get("td_grid_ids", [])
     if not isinstance(delta, dict):
         return []
+    applied = S.setdefault(f"{key}_applied", {"edited": {}, "added": {}, "deleted": set()})
     saved, errors = [], []
     for pos, change in (delta.get("edited_rows") or {}).items():
         pos = int(pos)
-        if pos >= len(ids):
+        before = applied["edited"].get(pos, {})
+        new = {c: v for c, v in change.items() if c not in before or before[c] != v}
+        if pos >= len(ids) or not new:
             continue
-        ex_id = ids[pos]
         try:
-            saved += _apply_row(ex_id, change)
+            saved += _apply_row(ids[pos], new)
         except ExampleError as exc:
-            errors.append(f"#{ex_id}: {exc}")
+            errors.append(f"#{ids[pos]}: {exc}")
+        applied["edited"][pos] = dict(change)
     added = S.setdefault(f"{key}_added", {})
     for pos, row in enumerate(delta.get("added_rows") or []):
+        if applied["added"].get(pos) == row:
+            continue
         texts = {r: (row.get(r) or "") for r in TEXT_COLS}
         if pos not in added:
             if not any(texts.values()):
@@ -67,7 +74,10 @@ def save_grid_delta() -> list[str]:
             saved.append(f"#{added[pos]} added")
         else:
             saved += _apply_row(added[pos], row)
-    gone = [ids[int(p)] for p in delta.get("deleted_rows") or [] if int(p) < len(ids)]
+        applied["added"][pos] = dict(row)
+    new_gone = [int(p) for p in delta.get("deleted_rows") or [] if int(p) not in applied["deleted"]]
+    gone = [ids[p] for p in new_gone if p < len(ids)]
+    applied["deleted"].update(new_gone)
     if gone and store.delete(gone):
         saved.append(f"{len(gone)} deleted")
     for e in errors:
@@ -123,23 +133,34 @@ def run_import(name: str, data: bytes, skip_existing: bool = False) -> None:
     bump()
 
 
+def import_sample() -> None:
+    if SAMPLE.exists():
+        run_import(SAMPLE.name, SAMPLE.read_bytes(), skip_existing=True)
+    else:
+        S["td_flash_error"] = f"{SAMPLE} is missing."
+
+
+def import_upload() -> None:
+    up = S.get("td_upload")
+    if up is not None:
+        run_import(up.name, up.getvalue())
+
+
+# callbacks run before the script, so the counts above already include what they changed
 with st.container(horizontal=True):
-    if st.button("Import sample dataset", icon=":material/dataset:", key="td_sample",
-                 help="50+ approved-quality examples in the style of the sample documents, as drafts"):
-        if SAMPLE.exists():
-            run_import(SAMPLE.name, SAMPLE.read_bytes(), skip_existing=True)
-        else:
-            st.error(f"{SAMPLE} is missing.")
-    if st.button("Re-check", icon=":material/refresh:", key="td_refresh", help="Re-read and re-validate the table"):
-        bump()
+    st.button("Import sample dataset", icon=":material/dataset:", key="td_sample", on_click=import_sample,
+              help="64 examples in the style of the sample documents, imported as drafts")
+    st.button("Re-check", icon=":material/refresh:", key="td_refresh", on_click=bump,
+              help="Re-read and re-validate the table")
+if S.get("td_flash_error"):
+    st.error(S.pop("td_flash_error"))
 
 with st.expander("Import a file (JSONL or CSV)", icon=":material/upload:"):
     st.caption("JSONL in OpenAI's chat format (one `{\"messages\": [...]}` per line), or a CSV with "
                "prompt/completion or question/answer columns (and an optional system column). Bad lines are "
                "listed by number; the good ones still import.")
     up = st.file_uploader("File", type=["jsonl", "json", "csv"], key="td_upload")
-    if st.button("Import file", key="td_import", disabled=up is None):
-        run_import(up.name, up.getvalue())
+    st.button("Import file", key="td_import", disabled=up is None, on_click=import_upload)
 
 last = S.get("td_last_import")
 if last:
