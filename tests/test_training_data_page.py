@@ -277,15 +277,22 @@ def own_server(tmp_path, chromium):
 @pytest.mark.browser
 def test_typing_into_a_cell_survives_reload_and_restart(browser, own_server):
     from playwright.sync_api import expect
-    from ui import wait_idle
+    from ui import goto_page, wait_idle
 
+    expect.set_options(timeout=60_000)  # 2 shared cores: the first run of a page can take a while
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = ctx.new_page()
     page.set_default_timeout(60_000)
-    try:
-        page.goto(own_server.base + "/training_data")
-        expect(page.get_by_role("heading", name="Training data")).to_be_visible()
+    def open_page() -> None:
+        # through app.py's router (a fresh server opened at /training_data would run the page alone)
+        page.goto(own_server.base)
+        expect(page.get_by_role("heading", name="RAG + Fine-Tuning Studio")).to_be_visible()
         wait_idle(page)
+        goto_page(page, "Training data", "training_data")
+        expect(page.get_by_role("heading", name="Training data")).to_be_visible()
+
+    try:
+        open_page()
         page.get_by_role("button", name="Import sample dataset").click()
         expect(page.get_by_text("Imported 64 example(s)")).to_be_visible()
         wait_idle(page)
@@ -322,11 +329,10 @@ def test_typing_into_a_cell_survives_reload_and_restart(browser, own_server):
 
         own_server.stop()
         own_server.start()  # the app restarts on the same data folder
-        page.goto(own_server.base + "/training_data")
-        expect(page.get_by_role("heading", name="Training data")).to_be_visible()
-        wait_idle(page)
+        open_page()
         search("paypal")
         expect(page.get_by_test_id("stDataFrame").first.get_by_test_id("glide-cell-6-0")).to_have_text(new)
+        expect(page.get_by_test_id("stSidebar")).to_contain_text("local")  # the app's own sidebar, not bare pages
         expect(page.get_by_test_id("stException")).to_have_count(0)
     finally:
         page.screenshot(path=str(own_server.data.parent / "training_data.png"), full_page=True)
