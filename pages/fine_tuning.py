@@ -1,4 +1,309 @@
+import math
+from pathlib import Path
+
+import pandas as pd
 import streamlit as st
 
+import app_state
+from rag_ft import finetune_local
+from rag_ft import finetune_openai as fo
+from rag_ft.jobs import Job, JobStore, iso, parse_jsonl
+from rag_ft.settings import LOCAL_CHAT_MODEL
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_docs" / "sample_dataset.jsonl"
+BADGES = {"validating_files": ":blue-badge[validating files]", "queued": ":gray-badge[queued]",
+          "running": ":orange-badge[running]", "succeeded": ":green-badge[succeeded]",
+          "failed": ":red-badge[failed]", "cancelled": ":gray-badge[cancelled]"}
+ICONS = {"validating_files": "🔎", "queued": "⏳", "running": "🟠", "succeeded": "🟢", "failed": "🔴", "cancelled": "⚪"}
+
+s = app_state.settings()
+store = JobStore(s.db_path)
+openai_ready = s.has_api_key or bool(s.openai_base_url)
+backend_openai = fo.OpenAIBackend.from_settings(s) if openai_ready else None
+
 st.title("Fine-tuning")
-st.info("Not built yet. This page will: Launch fine-tuning jobs (local LoRA on this CPU, or OpenAI with a key) and watch status, events and the loss chart live.", icon=":material/construction:")
+st.caption("Teach a model your style: a LoRA adapter trained on this computer (always available, offline), "
+           "or an OpenAI fine-tuning job when your organisation can still use it.")
+
+
+def badge(status: str) -> str:
+    return BADGES.get(status, f":violet-badge[{status}]")  # unknown statuses are shown as they are
+
+
+# ---------------------------------------------------------------- data for a new job
+def approved_records() -> tuple[list[dict], list[dict], str | None]:
+    try:
+        from rag_ft.examples import ExampleStore
+    except ImportError:
+        return [], [], "The training data store is not available in this build."
+    ex = ExampleStore(s.db_path)
+    try:
+        train = [e.record() for e in ex.list(status="approved", split="train")]
+        valid = [e.record() for e in ex.list(status="approved", split="validation")]
+    finally:
+        ex.close()
+    return train, valid, None
+
+
+def local_estimate(records: list[dict], epochs: int, batch: int, max_steps: int) -> tuple[int, float | None, int]:
+    """(steps, seconds, tokens): the training data engineer's estimate when it is there."""
+    steps = epochs * math.ceil(len(records) / max(batch, 1))
+    if max_steps:
+        steps = min(steps, max_steps)
+    try:
+        from rag_ft.dataset import estimate
+
+        est = estimate(records, LOCAL_CHAT_MODEL, epochs)
+        full_steps = epochs * math.ceil(len(records) / max(batch, 1))
+        secs = (est.local_seconds or 0) * steps / max(full_steps, 1) * batch / 4  # it assumes batch 4
+        return steps, secs + 15, est.training_tokens  # + ~15 s to load the base model
+    except Exception:
+        return steps, steps * 2.2 * batch / 4 + 15, 0
+
+
+with st.expander("New fine-tuning job", expanded=not store.list(), icon=":material/add:"):
+    c1, c2 = st.columns(2)
+    backend = c1.radio("Backend", ["local", "openai"], key="ft_backend", horizontal=True,
+                       format_func=lambda b: "Local LoRA (this computer)" if b == "local" else "OpenAI")
+    if backend == "openai":
+        base = c2.selectbox("Base model", fo.BASE_MODELS, key="ft_base_openai")
+        if not openai_ready:
+            st.warning("Set OPENAI_API_KEY (secrets or environment) to use OpenAI.", icon=":material/key:")
+        st.caption("OpenAI is winding self-serve fine-tuning down: organisations created since May 2026 cannot "
+                   "fine-tune, and no new jobs can start after 2027-01-06. The local backend always works.")
+    else:
+        base = c2.selectbox("Base model", [LOCAL_CHAT_MODEL], key="ft_base_local")
+    sources = ["approved", "upload"] + (["sample"] if SAMPLE.exists() else [])
+    source = st.radio("Examples", sources, key="ft_source", horizontal=True, format_func={
+        "approved": "Approved examples (Training data page)", "upload": "Upload JSONL",
+        "sample": "Sample dataset (Lumen Notes style)"}.get)
+    train: list[dict] | bytes = []
+    valid: list[dict] | bytes | None = None
+    problems: list[str] = []
+    if source == "approved":
+        train, valid, missing = approved_records()
+        if missing:
+            st.info(missing)
+        st.caption(f"{len(train)} approved training and {len(valid or [])} approved validation examples.")
+        if not train:
+            problems.append("No approved training examples yet: approve some on the Training data page, "
+                            "or upload a JSONL file.")
+    elif source == "upload":
+        u1, u2 = st.columns(2)
+        up_train = u1.file_uploader("Training JSONL", type=["jsonl"], key="ft_train_file")
+        up_valid = u2.file_uploader("Validation JSONL (optional)", type=["jsonl"], key="ft_valid_file")
+        if up_train is None:
+            problems.append("Upload a training JSONL file.")
+        else:
+            train, probs = parse_jsonl(up_train.getvalue(), up_train.name)
+            problems += probs
+            if up_valid is not None:
+                valid, probs = parse_jsonl(up_valid.getvalue(), up_valid.name)
+                problems += probs
+    else:
+        records, problems = parse_jsonl(SAMPLE.read_bytes(), SAMPLE.name)
+        n_valid = max(1, len(records) // 8)
+        train, valid = records[n_valid:], records[:n_valid]
+        st.caption(f"{len(train)} training and {len(valid)} validation examples from `{SAMPLE.name}`.")
+
+    h = st.columns(4)
+    epochs = h[0].number_input("Epochs", 1, 50, 3, key="ft_epochs")
+    batch = h[1].number_input("Batch size", 1, 64, 4, key="ft_batch")
+    seed = h[2].number_input("Seed", 0, 2**31 - 1, 0, key="ft_seed")
+    suffix = h[3].text_input("Suffix", "style", key="ft_suffix", max_chars=40,
+                             help="Added to the new model's name.")
+    hp: dict = {"epochs": int(epochs), "batch_size": int(batch), "seed": int(seed)}
+    if backend == "local":
+        h = st.columns(4)
+        hp["learning_rate"] = h[0].number_input("Learning rate", 1e-5, 1e-2, 1e-3, format="%.0e", key="ft_lr")
+        hp["rank"] = int(h[1].number_input("LoRA rank", 1, 64, 8, key="ft_rank"))
+        hp["alpha"] = int(h[2].number_input("LoRA alpha", 1, 128, 16, key="ft_alpha"))
+        max_steps = int(h[3].number_input("Stop after steps (0 = all)", 0, 100_000, 0, key="ft_max_steps"))
+        if max_steps:
+            hp["max_steps"] = max_steps
+    else:
+        lrm = st.text_input("Learning rate multiplier", "auto", key="ft_lrm")
+        hp["learning_rate_multiplier"] = lrm if lrm.strip() in ("", "auto") else float(lrm)
+        max_steps = 0
+
+    for p in problems[:8]:
+        st.error(p, icon=":material/error:")
+    records = train if isinstance(train, list) else []
+    estimate_text = ""
+    if records:
+        if backend == "local":
+            steps, secs, toks = local_estimate(records, int(epochs), int(batch), max_steps)
+            estimate_text = (f"{steps} steps, about {secs / 60:.1f} min on this computer"
+                             + (f", {toks:,} training tokens" if toks else "") + " · free")
+        else:
+            try:
+                from rag_ft.dataset import estimate
+
+                est = estimate(records, base, int(epochs))
+                cost = f"about ${est.cost_usd:.2f}" if est.cost_usd is not None else "price unknown"
+                estimate_text = f"{est.training_tokens:,} training tokens over {est.epochs} epochs · {cost}"
+            except Exception as exc:  # the estimate helps; it must not block a launch
+                estimate_text = f"No estimate ({exc})."
+        st.info(f"Estimate: {estimate_text}", icon=":material/timer:")
+
+    if st.button("Review and launch", key="ft_review", type="primary",
+                 disabled=bool(problems) or not records or (backend == "openai" and not openai_ready)):
+        st.session_state["ft_pending"] = {"backend": backend, "base": base, "train": train, "valid": valid or None,
+                                          "hp": hp, "suffix": suffix, "estimate": estimate_text}
+        st.session_state["ft_show_confirm"] = True
+
+
+def _close_confirm() -> None:
+    st.session_state["ft_show_confirm"] = False
+
+
+@st.dialog("Launch fine-tuning job", on_dismiss=_close_confirm)
+def confirm_launch() -> None:
+    p = st.session_state["ft_pending"]
+    n_train = len(p["train"]) if isinstance(p["train"], list) else "?"
+    st.markdown(f"**{p['backend']}** · `{p['base']}` · {n_train} training / {len(p['valid'] or [])} validation "
+                f"examples\n\n{', '.join(f'{k}={v}' for k, v in p['hp'].items())}, suffix `{p['suffix']}`")
+    if p["estimate"]:
+        st.caption(f"Estimate: {p['estimate']}")
+    a, b = st.columns(2)
+    if a.button("Launch", key="ft_confirm", type="primary"):
+        try:
+            if p["backend"] == "local":
+                job = finetune_local.start_job(store, p["train"], p["valid"], p["hp"], p["suffix"], p["base"])
+            else:
+                job = backend_openai.start_job(store, p["train"], p["valid"], p["hp"], p["suffix"], p["base"])
+        except finetune_local.LaunchRefused as exc:
+            st.session_state["ft_launch_error"] = str(exc)
+        else:
+            st.session_state["ft_selected_job"] = job.id
+        st.session_state["ft_show_confirm"] = False
+        st.rerun()
+    if b.button("Cancel", key="ft_confirm_cancel"):
+        _close_confirm()
+        st.rerun()
+
+
+if st.session_state.get("ft_show_confirm") and st.session_state.get("ft_pending"):
+    confirm_launch()
+if st.session_state.get("ft_launch_error"):
+    st.error(st.session_state.pop("ft_launch_error"), icon=":material/memory:")
+
+
+# ---------------------------------------------------------------- jobs, live
+def refresh() -> None:
+    finetune_local.reconcile(store)
+    fo.sync_all(store, backend_openai)
+
+
+def overfitting_hint(metrics) -> str | None:
+    valid = [(m.step, m.valid_loss) for m in metrics if m.valid_loss is not None]
+    if len(valid) < 2:
+        return None
+    best_step, best = min(valid, key=lambda x: x[1])
+    last_step, last = valid[-1]
+    if last > best * 1.05 and last_step > best_step:
+        return (f"Validation loss rose from {best:.3f} (step {best_step}) to {last:.3f} (step {last_step}) while "
+                f"training continued: the model may be overfitting. Fewer epochs, or the checkpoint at step "
+                f"{best_step}, may generalise better.")
+    return None
+
+
+def chat_label(job: Job) -> str | None:
+    from rag_ft.models import available_models
+
+    for c in available_models(s):
+        if (job.adapter_dir and c.adapter_dir == job.adapter_dir) or (job.result_model and c.model == job.result_model
+                                                                    and c.kind == "tuned"):
+            return c.label
+    return None
+
+
+def show_job(job: Job) -> None:
+    head = st.columns([3, 2])
+    head[0].markdown(f"#### {job.id} {badge(job.status)}")
+    head[0].caption(f"{job.backend} · `{job.base_model}` · {job.n_train} training / {job.n_validation} validation "
+                    f"examples · data sha256 `{job.train_hash[:12]}` · created {iso(job.created_at)}")
+    hp = ", ".join(f"{k}={v}" for k, v in job.hyperparameters.items() if k != "min_free_bytes")
+    head[0].caption(f"Hyperparameters: {hp}" + (f" · suffix `{job.suffix}`" if job.suffix else ""))
+    if job.total_steps:
+        eta = ""
+        if job.status == "running" and job.estimated_finish:
+            import time
+
+            eta = f" · about {max(0, job.estimated_finish - time.time()):.0f} s left"
+        head[1].progress(min(1.0, job.step / job.total_steps), text=f"step {job.step}/{job.total_steps}{eta}")
+    note = fo.explain_status(job.status)
+    if note:
+        st.warning(note, icon=":material/help:")
+    if job.error:
+        st.error(f"{job.error.message}" + (f" (about: `{job.error.param}`)" if job.error.param else "")
+                 + f" · code `{job.error.code}`", icon=":material/error:")
+        if job.backend == "openai":
+            st.info(fo.explain_error(job.error.code, job.error.message), icon=":material/lightbulb:")
+    if job.status == "succeeded" and job.result_model:
+        st.success(f"Model ready: `{job.result_model}`", icon=":material/check_circle:")
+        label = chat_label(job)
+        if st.button("Chat with this model", key="ft_chat", icon=":material/chat:", disabled=label is None,
+                     help=None if label else "Switch the provider to OpenAI to chat with an OpenAI model."):
+            st.session_state["chat_model"] = label
+            st.switch_page("pages/chat.py")
+    if not job.is_terminal and st.button("Cancel job", key="ft_cancel", icon=":material/stop_circle:"):
+        if job.backend == "local":
+            finetune_local.cancel(store, job.id)
+        elif backend_openai is not None:
+            backend_openai.cancel(store, job.id)
+        st.toast("Cancellation requested.")
+
+    metrics = store.metrics(job.id)
+    if metrics:
+        df = pd.DataFrame([{"step": m.step, "training loss": m.train_loss, "validation loss": m.valid_loss}
+                           for m in metrics]).set_index("step")
+        df = df.dropna(axis=1, how="all")
+        st.line_chart(df, x_label="step", y_label="loss")
+        hint = overfitting_hint(metrics)
+        if hint:
+            st.warning(hint, icon=":material/trending_up:")
+        last = metrics[-1]
+        st.caption(f"Last step {last.step}: training loss {last.train_loss or float('nan'):.4f}"
+                   + (f", validation loss {last.valid_loss:.4f}" if last.valid_loss is not None else ""))
+    elif not job.is_terminal:
+        st.caption("The loss chart appears with the first training step.")
+    t1, t2 = st.tabs(["Events", "Checkpoints"])
+    events = store.events(job.id)
+    t1.dataframe(pd.DataFrame([{"time": iso(e.created_at), "level": e.level, "message": e.message}
+                               for e in reversed(events)]), hide_index=True, width="stretch", key="ft_events")
+    cks = store.checkpoints(job.id)
+    if cks:
+        t2.dataframe(pd.DataFrame([{"step": c.step, "epoch": c.epoch, "checkpoint": c.location,
+                                    "train loss": c.metrics.get("train_loss"),
+                                    "validation loss": c.metrics.get("valid_loss")} for c in cks]),
+                     hide_index=True, width="stretch")
+    else:
+        t2.caption("No checkpoints yet (one per epoch).")
+
+
+@st.fragment(run_every="2s")
+def jobs_section() -> None:
+    refresh()
+    jobs = store.list()
+    st.subheader("Jobs")
+    if not jobs:
+        st.info("No fine-tuning jobs yet.", icon=":material/model_training:")
+        return
+    rows = [{"status": f"{ICONS.get(j.status, '❔')} {j.status}", "job": j.id, "backend": j.backend,
+             "base model": j.base_model, "progress": f"{j.step}/{j.total_steps}" if j.total_steps else "",
+             "model": j.result_model or "", "created": iso(j.created_at)} for j in jobs]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="ft_jobs_table")
+    ids = [j.id for j in jobs]
+    wanted = st.session_state.get("ft_selected_job")
+    if wanted in ids and st.session_state.get("ft_job_pick") != wanted:
+        st.session_state["ft_job_pick"] = wanted
+    st.session_state.pop("ft_selected_job", None)
+    by_id = {j.id: j for j in jobs}
+    pick = st.selectbox("Job", ids, key="ft_job_pick",
+                        format_func=lambda i: f"{i} · {by_id[i].status} · {by_id[i].backend} · {iso(by_id[i].created_at)}")
+    with st.container(border=True):
+        show_job(by_id[pick])
+
+
+jobs_section()

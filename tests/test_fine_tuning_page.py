@@ -1,0 +1,147 @@
+"""The Fine-tuning page: AppTest for the form, dialog, OpenAI flows and job view; a real browser for a local job."""
+
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+from fake_openai import GOOD_KEY
+from fake_openai_ft import install
+from ft_fixtures import jsonl, style_records
+from playwright.sync_api import expect
+from streamlit.testing.v1 import AppTest
+from ui import goto_page
+
+from rag_ft.jobs import JobStore, Metric
+
+APP = "../app.py"
+PAGE = "pages/fine_tuning.py"
+
+
+@pytest.fixture(autouse=True)
+def clear_caches():
+    import streamlit as st
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield
+
+
+def open_page(secrets=None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=90)
+    for k, v in (secrets or {}).items():
+        at.secrets[k] = v
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(at: AppTest) -> str:
+    return " ".join(str(e.value) for e in [*at.markdown, *at.caption, *at.error, *at.info, *at.warning, *at.success])
+
+
+def test_empty_page_and_bad_upload_named():
+    at = open_page()
+    assert "No fine-tuning jobs yet" in texts(at)
+    assert at.button(key="ft_review").disabled  # no approved examples yet
+    assert "No approved training examples yet" in texts(at)
+    at.radio(key="ft_source").set_value("upload").run()
+    bad = jsonl(style_records(1)) + b"{broken\n"
+    at.file_uploader(key="ft_train_file").set_value(("mine.jsonl", bad, "application/jsonl")).run()
+    assert any("mine.jsonl line 2: not valid JSON" in e.value for e in at.error)
+    assert at.button(key="ft_review").disabled
+
+
+def launch_openai(at: AppTest, records: list[dict]) -> None:
+    at.radio(key="ft_backend").set_value("openai").run()
+    at.radio(key="ft_source").set_value("upload").run()
+    at.file_uploader(key="ft_train_file").set_value(("t.jsonl", jsonl(records), "application/jsonl")).run()
+    at.number_input(key="ft_epochs").set_value(1).run()
+    at.number_input(key="ft_batch").set_value(2).run()
+    assert "training tokens" in texts(at)  # the estimate
+    at.button(key="ft_review").click().run()
+    at.button(key="ft_confirm").click().run()
+    assert not at.exception, at.exception
+
+
+def test_openai_job_launched_watched_and_opened_in_chat(fake_openai):
+    install(fake_openai)
+    at = open_page({"OPENAI_API_KEY": GOOD_KEY, "OPENAI_BASE_URL": fake_openai.base_url})
+    launch_openai(at, style_records(4))
+    for _ in range(6):  # run_every does not tick in AppTest: each run is one poll
+        at.run()
+        if at.dataframe[0].value.loc[0, "status"].endswith("succeeded"):
+            break
+    table = at.dataframe[0].value
+    assert table.loc[0, "status"] == "🟢 succeeded" and table.loc[0, "model"].startswith("ft:gpt-4o-mini")
+    assert at.get("vega_lite_chart"), "no loss chart"
+    events = at.dataframe[1].value["message"].tolist()
+    assert "The job has successfully completed" in events
+    at.button(key="ft_chat").click().run()
+    assert at.session_state["chat_model"] == table.loc[0, "model"]
+    assert at.session_state["chat_model_pick"] == table.loc[0, "model"]  # the chat page picked it
+
+
+def test_openai_permission_denied_explained(fake_openai):
+    install(fake_openai).state["ft_deny"] = True
+    at = open_page({"OPENAI_API_KEY": GOOD_KEY, "OPENAI_BASE_URL": fake_openai.base_url})
+    launch_openai(at, style_records(4))
+    assert any("denied access to fine-tuning" in e.value for e in at.error)  # OpenAI's message
+    assert any("2027-01-06" in i.value and "May 2026" in i.value for i in at.info)  # our plain words
+
+
+def test_local_job_view_overfitting_hint_cancel_and_chat(settings, tmp_path):
+    store = JobStore(settings.db_path)
+    done = store.create_job("local", "SmolLM2-135M-Instruct", style_records(4), style_records(2), {"epochs": 3})
+    for step, (tl, vl) in enumerate([(2.0, 1.9), (1.2, 1.5), (0.6, 1.7), (0.2, 2.1)], 1):
+        store.add_metric(done.id, Metric(step, step / 2, tl, None, vl, 0.5))
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    store.register_model(done.id, "SmolLM2-135M-Instruct-style-x", adapter_dir=str(adapter))
+    store.set_status(done.id, "succeeded")
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        running = store.create_job("local", "SmolLM2-135M-Instruct", style_records(4))
+        store.update(running.id, pid=sleeper.pid, pid_started=psutil.Process(sleeper.pid).create_time(),
+                     heartbeat_at=time.time() + 3600, step=1, total_steps=10, estimated_finish=time.time() + 30)
+        store.set_status(running.id, "running")
+        at = open_page()
+        assert at.selectbox(key="ft_job_pick").value == running.id  # newest first
+        assert "step 1/10" in at.get("progress")[0].proto.text
+        at.button(key="ft_cancel").click().run()
+        assert store.cancel_requested(running.id)
+        at.selectbox(key="ft_job_pick").set_value(done.id).run()
+        assert any("may be overfitting" in w.value and "step 2" in w.value for w in at.warning)
+        at.button(key="ft_chat").click().run()
+        assert at.session_state["chat_model"] == "SmolLM2-135M-Instruct-style-x (LoRA)"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_browser_local_job_reaches_succeeded_without_clicks(page, app_server):
+    base, _ = app_server
+    page.goto(base)
+    goto_page(page, "Fine-tuning", "fine_tuning")
+    page.get_by_text("Upload JSONL").click()
+    page.get_by_test_id("stFileUploaderDropzoneInput").first.set_input_files(
+        files=[{"name": "tiny.jsonl", "mimeType": "application/jsonl", "buffer": jsonl(style_records(4))}])
+    expect(page.get_by_text("Estimate:")).to_be_visible()
+    for label, value in (("Epochs", "1"), ("Batch size", "2"), ("Stop after steps (0 = all)", "2")):
+        box = page.get_by_label(label)
+        box.fill(value)
+        box.press("Enter")
+        expect(box).to_have_value(value)
+    page.get_by_role("button", name="Review and launch").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("max_steps=2")
+    dialog.get_by_role("button", name="Launch").click()
+    table = page.get_by_test_id("stDataFrame").first
+    # no clicks from here: the fragment refreshes every 2 s
+    expect(table.get_by_test_id("glide-cell-0-0")).to_contain_text("succeeded", timeout=300_000)
+    expect(page.get_by_role("button", name="Chat with this model")).to_be_visible()
+    expect(page.locator("[data-testid=stVegaLiteChart], [data-testid=stArrowVegaLiteChart]").first).to_be_visible()
