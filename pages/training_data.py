@@ -107,6 +107,12 @@ def _apply_row(ex_id: int, change: dict) -> list[str]:
 saved = save_grid_delta()
 if saved:
     st.toast("Saved: " + ", ".join(saved[:4]) + (" ..." if len(saved) > 4 else ""), icon=":material/check:")
+    # the Problem column refreshes on Re-check; say now whether the edited example still has a format error
+    for ex_id in sorted({int(x.split()[0][1:]) for x in saved if x.startswith("#")}):
+        ex = store.get(ex_id)
+        errs = dataset.format_errors(ex.record()) if ex else []
+        if errs:
+            st.toast(f"#{ex_id} still has a problem: {'; '.join(m for _, m in errs)}", icon=":material/warning:")
 
 # ---- 2. counts, always visible -------------------------------------------------------------------
 counts = store.counts()
@@ -218,6 +224,8 @@ st.caption(f"{len(ids)} example(s) shown. Click a cell to edit; changes save imm
            "Multi-turn examples (turns > 1) show the first question and the last answer: edit them below.")
 st.data_editor(
     df, key=S["td_grid_key"], hide_index=True, num_rows="dynamic", width="stretch", height=420,
+    column_order=["id", "status", "split", "problem", "user", "assistant", "system", "tags", "tokens", "turns",
+                  "source", "stale"],
     disabled=["id", "problem", "tokens", "turns", "source", "stale"],
     column_config={
         "id": st.column_config.NumberColumn("ID", width="small"),

@@ -152,6 +152,9 @@ def test_bulk_delete_acts_on_filtered_rows_only(data_dir):
     at.text_input(key="td_search").set_value("sso").run()
     at.button(key="td_bulk_delete").click().run()
     assert s.get(drop).deleted_at is not None and s.get(keep).deleted_at is None
+    at.text_input(key="td_search").set_value("billing").run()
+    edit_grid(at, {"edited_rows": {0: {"assistant": ""}}})  # clearing an answer is saved, and flagged at once
+    assert f"#{keep} still has a problem: message 2 (assistant) is empty" in [t.value for t in at.toast]
     at.multiselect(key="td_status").set_value(["approved"]).run()
     at.text_input(key="td_search").set_value("").run()
     assert len(grid(at)) == 0
