@@ -34,7 +34,7 @@ def chunk_elements(
         elements,
         max_characters=max_characters,
         new_after_n_chars=max_characters,
-        combine_text_under_n_chars=max(1, max_characters // 3),  # merge tiny sections (a title alone)
+        combine_text_under_n_chars=max(1, max_characters // 6),  # glue a lone title or one-liner to the next
         multipage_sections=True,
         include_orig_elements=True,
     )
@@ -60,14 +60,31 @@ def chunk_elements(
             name = type(e).__name__
             if name not in types:
                 types.append(name)
-        chunks.append(
-            Chunk(
-                text=text,
-                document=document,
-                chunk_index=len(chunks),
-                pages=pages,
-                section=start_section,
-                element_types=types,
-            )
-        )
+        chunks.append(Chunk(text=text, document=document, chunk_index=0, pages=pages,
+                            section=start_section, element_types=types))
+    return _number(_glue_lone_titles(chunks, max_characters))
+
+
+def _glue_lone_titles(chunks: list[Chunk], max_characters: int) -> list[Chunk]:
+    """chunk_by_title isolates tables, so a heading or caption right above a table ends up alone in a
+    chunk of one line: give it to the chunk that follows (the table) when both fit."""
+    out: list[Chunk] = []
+    for c in chunks:
+        prev = out[-1] if out else None
+        lead = prev is not None and len(prev.text) <= 200 and (
+            prev.element_types == ["Title"] or (prev.element_types == ["Text"] and "Table" in c.element_types)
+        )  # a lone heading, or a one-line caption above a table
+        if prev is not None and lead and len(prev.text) + 2 + len(c.text) <= max_characters:
+            types = [*prev.element_types, *[t for t in c.element_types if t not in prev.element_types]]
+            out[-1] = Chunk(text=f"{prev.text}\n\n{c.text}", document=c.document, chunk_index=0,
+                            pages=sorted(set(prev.pages) | set(c.pages)), section=prev.section,
+                            element_types=types)
+        else:
+            out.append(c)
+    return out
+
+
+def _number(chunks: list[Chunk]) -> list[Chunk]:
+    for i, c in enumerate(chunks):
+        c.chunk_index = i
     return chunks
