@@ -16,9 +16,9 @@ if wanted in labels and st.session_state.get("chat_model_pick") != wanted:
     st.session_state["chat_model_pick"] = wanted
 
 with st.container(border=True):
-    c1, c2, c3, c4 = st.columns([3, 1.2, 1, 1.4])
+    c1, c2, c3, c4 = st.columns([3, 1.6, 1, 1.4], vertical_alignment="bottom")
     pick = c1.selectbox("Model", labels, key="chat_model_pick", help="Base models and every fine-tuned model.")
-    use_rag = c2.toggle("Use my documents (RAG)", value=True, key="chat_rag")
+    use_rag = c2.toggle("RAG: use documents", value=True, key="chat_rag")
     k = c3.number_input("Passages (k)", 1, 12, s.retrieval_k, key="chat_k", disabled=not use_rag)
     collections = app_state.collections(s)
     collection = c4.selectbox("Collection", collections, key="chat_collection", disabled=not use_rag)

@@ -100,6 +100,8 @@ class FakeOpenAI:
                 self._handle("DELETE")
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _H)
+        self.httpd.daemon_threads = True
+        self.httpd.block_on_close = False  # a client that dropped a stream must not hold up teardown
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
