@@ -105,7 +105,7 @@ with st.container(border=True):
     for i in range(ev.MAX_CONFIGS):
         d = defaults[i] if i < len(defaults) else ev.RunConfig(f"Config {i + 1}", labels[0] if labels else "")
         cols = st.columns([0.5, 1.6, 2.6, 1.1, 0.8, 1])
-        on = cols[0].checkbox("Use", value=i < len(defaults), key=f"cfg_on_{i}", label_visibility="collapsed" if i else "visible")
+        on = cols[0].checkbox(f"Use #{i + 1}", value=i < len(defaults), key=f"cfg_on_{i}")
         name = cols[1].text_input("Name", d.label, key=f"cfg_name_{i}", disabled=not on,
                                   label_visibility="collapsed" if i else "visible")
         model = cols[2].selectbox("Model", labels, index=labels.index(d.model) if d.model in labels else 0,
@@ -167,12 +167,13 @@ def make_evaluator() -> ev.Evaluator:
     )
 
 
-def execute(run_id: int) -> None:
+def execute(run_id: int, select: bool = True) -> None:
     """Run in the script: each answer is stored as it comes, so a stop (or a closed tab) loses nothing."""
-    st.session_state["eval_run"] = run_id
+    if select:  # a new run becomes the one shown below (Continue runs the one already shown)
+        st.session_state["eval_run"] = run_id
     st.session_state["eval_running"] = run_id
     bar = st.progress(0.0, text="Starting...")
-    st.button("Stop", key="stop_eval", icon=":material/stop:")  # any click reruns the page: that stops the run
+    st.button("Stop the run", key="stop_eval", icon=":material/stop:")  # any click reruns the page: that stops the run
 
     def progress(p: ev.Progress) -> None:
         bar.progress(p.done / max(1, p.total), text=f"{p.done}/{p.total} · {p.message[:120]}")
@@ -214,7 +215,7 @@ run_id = r1.selectbox("Run", run_ids, format_func=run_names.get, key="eval_run")
 info = store.get_run(run_id)
 total = len(store.questions(info.set_id)[: info.options.limit or None]) * len(info.configs)
 if info.answered < total and r2.button("Continue", key="continue_eval", icon=":material/resume:"):
-    execute(run_id)
+    execute(run_id, select=False)
     info = store.get_run(run_id)
 if r3.button("Delete run", key="delete_run", icon=":material/delete:"):
     store.delete_run(run_id)

@@ -258,3 +258,61 @@ def test_inference_prices():
     assert inference_price("gpt-4.1-2025-04-14") == (2.00, 8.00)
     assert inference_price("ft:gpt-4o-mini-2024-07-18:acme::abc123") == (0.30, 1.20)
     assert inference_price("llama-3") is None and price_for("gpt-4o", "local") is None
+
+
+@pytest.mark.slow
+def test_full_run_over_the_sample_documents_produces_every_metric(settings, local_chat, local_embeddings):
+    """3 answerable questions with known pages + 1 unanswerable, four configurations, real local models."""
+    from rag_ft.documents import load_sample_documents
+    from rag_ft.evaluation import aggregate
+    from rag_ft.models import available_models, chat_model_for
+    from rag_ft.retrieval import Retriever
+
+    if not SAMPLE_QUESTIONS.exists():
+        pytest.skip("sample_docs/questions.jsonl is not there yet")
+    outcomes = load_sample_documents(settings, local_embeddings)
+    assert outcomes and all(o.status != "failed" for o in outcomes), [o.message for o in outcomes]
+    store = EvalStore(settings.db_path)
+    sample = store.questions(import_sample_set(store))
+    paged = [q for q in sample if q.answerable and q.document and q.pages][:3]
+    unanswerable = [q for q in sample if not q.answerable][:1]
+    assert len(paged) == 3 and len(unanswerable) == 1
+    set_id = store.create_set("Small", [*paged, *unanswerable])
+
+    choices = available_models(settings)
+    configs = default_configs(choices, k=3)
+    if len(configs) == 2:  # no tuned model in this checkout: compare hybrid against vector-only instead
+        configs.append(RunConfig("Base + RAG (vector only)", configs[0].model, True, 3, hybrid=False))
+    run_id = store.create_run(set_id, configs, RunOptions(max_tokens=24))
+    by_label = {c.label: c for c in choices}
+    seen = []
+    ev = Evaluator(store, local_embeddings, lambda cfg, n: chat_model_for(settings, by_label[cfg.model], n),
+                   retriever=Retriever(settings, local_embeddings))
+    info = ev.run(run_id, progress=lambda p: seen.append((p.done, p.total)))
+    assert info.status == "done" and info.answered == 4 * len(configs)
+    assert seen[0] == (0, 4 * len(configs)) and seen[-1] == (4 * len(configs), 4 * len(configs))
+    records = store.results(run_id)
+    assert not [r.error for r in records if r.error]
+
+    for i, cfg in enumerate(configs):
+        agg = aggregate([r for r in records if r.config_index == i], cfg)
+        for key in ("similarity", "f1", "style", "not_covered", "ttft_s", "total_s", "input_tokens",
+                    "output_tokens"):
+            assert agg[key] is not None, (cfg.label, key)
+        assert agg["cost"] == 0.0 and agg["output_tokens"] > 0 and agg["total_s"] >= agg["ttft_s"] > 0
+        assert 0.0 <= agg["f1"] <= 1.0 and -1.0 <= agg["similarity"] <= 1.0
+        if cfg.rag:
+            for key in ("doc_hit", "doc_mrr", "page_hit", "page_mrr", "page_hit_near", "page_mrr_near",
+                        "citation_recall"):
+                assert agg[key] is not None, (cfg.label, key)
+            assert agg["page_hit_near"] >= agg["page_hit"] and agg["doc_hit"] >= agg["page_hit"]
+            written = [c for r in records if r.config_index == i for c in r.citations if not c["attached"]]
+            assert (agg["citation_precision"] is not None) == bool(written)  # defined iff the model cited
+        else:
+            assert "doc_hit" not in agg
+    rows = summary_table(info, records)
+    text = " ".join(plain_summary(info, rows))
+    assert "retrieval put an expected page in the top 3" in text and "no per-token cost" in text
+    print("\n".join(f"{r['configuration']}: " + ", ".join(
+        f"{k}={v:.3f}" for k, v in r.items() if isinstance(v, float)) for r in rows))
+    print(text)
