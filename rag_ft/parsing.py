@@ -12,6 +12,7 @@ import email
 import io
 import re
 import shutil
+import threading
 import zipfile
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +57,7 @@ KIND_WORD = {"xlsx": "spreadsheet", "docx": "document", "doc": "document", "pptx
              "ppt": "presentation", "msg": "email"}
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"II*\x00", b"MM\x00*", b"GIF8", b"BM")
+_SOFFICE = threading.Lock()
 MAIL_HEADERS = {"from", "to", "subject", "date", "mime-version", "message-id", "received", "content-type", "cc"}
 
 
@@ -233,7 +235,11 @@ def partition(name: str, data: bytes, *, ocr: bool = True) -> Parsed:
             raise ParseError(f"needs LibreOffice to read .{fmt}")
         if fmt == "eml":
             _refuse_encrypted_mail(data)
-        elements = _PARTITIONERS[fmt](data)
+        if fmt in ("doc", "ppt"):
+            with _SOFFICE:  # one LibreOffice conversion at a time: a second one in parallel fails
+                elements = _PARTITIONERS[fmt](data)
+        else:
+            elements = _PARTITIONERS[fmt](data)
     except ParseError:
         raise
     except Exception as exc:  # any library failure on bad bytes is a corrupt file, named, never a crash

@@ -14,7 +14,7 @@ from rag_ft.ingest import ParseResult, parse, supported
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_docs"
 QUESTIONS = [json.loads(line) for line in (SAMPLES / "questions.jsonl").read_text(encoding="utf-8").splitlines()
              if line.strip()]
-DOC_NAMES = sorted(p.name for p in SAMPLES.iterdir() if supported(p.name))
+DOC_NAMES = sorted(p.name for p in SAMPLES.iterdir() if supported(p.name) and p.name != "README.md")
 ANSWERABLE = [q for q in QUESTIONS if q["answerable"]]
 # Words that would answer an unanswerable question; none of them may appear in the sample set.
 ABSENT = {"phone number": ["phone number", "call us", "telephone"], "Slack": ["Slack"], "CEO": ["CEO", "chief executive"],
