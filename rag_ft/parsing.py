@@ -361,6 +361,13 @@ def _pdf(data: bytes, ocr: bool) -> Parsed:
             warnings.append(f"dropped {dropped} fragment(s) of lone letters or digits (page numbers, rotated side text)")
         pages = pages or max((e.metadata.page_number or 0 for e in kept), default=0)
         empty = sorted(set(range(1, pages + 1)) - {e.metadata.page_number for e in kept})
+        if empty and ocr and not damage:  # a scanned page inside a text PDF (a signed form, an annex)
+            ocred = _ocr_scanned_pages(data, empty)
+            if ocred:
+                done = sorted({e.metadata.page_number for e in ocred})
+                warnings.append("text read by OCR on page(s) " + ", ".join(map(str, done)))
+                kept = sorted(kept + ocred, key=lambda e: e.metadata.page_number or 0)  # stable: order kept
+                empty = [p for p in empty if p not in done]
         if empty:
             warnings.append("no text on page(s) " + ", ".join(map(str, empty)))
         return Parsed(kept, "pdf", pages, warnings)
@@ -382,6 +389,30 @@ def _pdf(data: bytes, ocr: bool) -> Parsed:
     if dropped:
         return Parsed(elements, "pdf", pages, [*warnings, "text layer looks garbled and OCR gave no text"])
     raise ParseError("scanned PDF with no text: OCR gave no text")
+
+
+def _ocr_scanned_pages(data: bytes, page_numbers: list[int]) -> list[Any]:
+    """OCR the pages of a text PDF that have no text but hold an image; blank pages are skipped (no cost)."""
+    import pikepdf
+    from unstructured.partition.pdf import partition_pdf
+
+    out: list[Any] = []
+    try:
+        with pikepdf.open(io.BytesIO(data)) as pdf:
+            for number in page_numbers:
+                page = pdf.pages[number - 1]
+                if not page.images:
+                    continue
+                single = pikepdf.new()
+                single.pages.append(page)
+                buf = io.BytesIO()
+                single.save(buf)
+                elements = partition_pdf(file=io.BytesIO(buf.getvalue()), strategy="ocr_only", languages=["eng"],
+                                         starting_page_number=number)
+                out.extend(e for e in elements if e.text.strip())
+    except Exception:  # OCR of extra pages is a bonus: the text pages are already read
+        return out
+    return out
 
 
 def _image(data: bytes, ocr: bool) -> Parsed:

@@ -193,6 +193,22 @@ def test_ocr_reads_a_scanned_pdf(shared_docs: Path) -> None:
     assert "no text layer: text read by OCR" in result.warnings
 
 
+def test_a_scanned_page_inside_a_text_pdf_is_read_by_ocr(shared_docs: Path) -> None:
+    import pikepdf
+
+    mixed = pikepdf.new()  # page 1: text layer; page 2: a scanned table (image only)
+    for name in ("layout-parser-paper-with-table.pdf", "single_table.pdf"):
+        mixed.pages.extend(pikepdf.open(shared_docs / name).pages)
+    buf = io.BytesIO()
+    mixed.save(buf)
+    result = parse("mixed.pdf", buf.getvalue())
+    check_invariants(result)
+    assert result.pages == 2 and "text read by OCR on page(s) 2" in result.warnings
+    page2 = [c for c in result.chunks if 2 in c.pages]
+    assert page2 and "800.73" in " ".join(c.text for c in page2)  # a figure of the scanned table
+    assert "Table 1: Current layout detection models" in result.chunks[0].text and result.chunks[0].pages == [1]
+
+
 def blank_pdf(pages: int = 1) -> bytes:
     import pikepdf
 
