@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+from fake_openai import GOOD_KEY
 from playwright.sync_api import expect
 from streamlit.testing.v1 import AppTest
 from ui import goto_page, wait_idle
@@ -218,3 +219,44 @@ def test_home_checklist_link_opens_the_compare_page(page, app_server):
     page.get_by_test_id("stPageLink").filter(has_text="Compare: measure it").click()
     expect(page).to_have_url(re.compile("compare"))
     expect(page.get_by_role("heading", name="Compare")).to_be_visible()
+
+
+def test_openai_run_with_cost_and_judge(fake_openai):
+    """With a key: OpenAI models (the fake server), token cost from the price table, the LLM judge labelled."""
+    import fake_openai as fake_module
+
+    from rag_ft.documents import index_files
+    from rag_ft.providers import get_embeddings
+
+    def chat(fake, req, match):  # the judge gets scores, the answering model gets an answer
+        graded = "You grade an answer" in json.dumps(req.json.get("messages"))
+        fake.reply_text = '{"groundedness": 4, "relevance": 5}' if graded else "Refunds take 14 days [1]."
+        return fake_module._chat(fake, req, match)
+
+    fake_openai.route("POST", "/chat/completions", chat)
+    s = load_settings(env={"RAG_FT_DATA_DIR": str(load_settings().data_dir), "OPENAI_API_KEY": GOOD_KEY,
+                           "OPENAI_BASE_URL": fake_openai.base_url})
+    index_files(s, get_embeddings(s), [("billing-guide.md", GUIDE)])
+    EvalStore(s.db_path).create_set("Billing", QUESTIONS[:1])
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.secrets["OPENAI_API_KEY"] = GOOD_KEY
+    at.secrets["OPENAI_BASE_URL"] = fake_openai.base_url
+    at.run()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="cfg_model_0").value == "gpt-4.1-mini"
+    at.toggle(key="eval_judge").set_value(True).run()
+    at.button(key="run_eval").click().run()
+    assert not at.exception, at.exception
+    store = EvalStore(s.db_path)
+    records = store.results(store.list_runs()[0].id)
+    assert len(records) == 2 and not [r.error for r in records if r.error]
+    rag = next(r for r in records if r.config_index == 1)
+    assert rag.citations and rag.citations[0]["document"] == "billing-guide.md" and not rag.citations[0]["attached"]
+    assert rag.metrics["citation_precision"] == 1.0 and rag.metrics["judge_groundedness"] == 4
+    # fake usage: prompt words in, 5 words out, at gpt-4.1-mini's $0.40 / $1.60 per 1M tokens
+    assert rag.cost == pytest.approx(rag.input_tokens * 0.40e-6 + 5 * 1.60e-6)
+    summary = texts(at)
+    assert "Estimated cost per 1,000 answers" in summary and "an LLM's judgement, not a measurement" in summary
+    table = next(d.value for d in at.dataframe if "Setup" in d.value.columns)
+    assert table.loc[1, "LLM judgement: groundedness (1-5)"] == 4.0
