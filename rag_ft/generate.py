@@ -118,6 +118,8 @@ def parse_pair(output: str, passage: str) -> tuple[str, str]:
     """Question and answer from a model's reply, or ``Unusable`` with the reason."""
     text = re.sub(r"\[Source:[^\]]*\]", "", output or "").strip()
     m = re.search(r"question\s*:\s*(.+?)\s*answer\s*:\s*(.+)", text, re.I | re.S)
+    # small models often drop the labels: "<question>?" on the first line, the answer below
+    m = m or re.match(r"\s*([^\n]+\?)\s*\n+\s*(?:(?:the\s+)?answer(?:\s+is)?\s*:\s*)?(.+)", text, re.I | re.S)
     if not m:
         raise Unusable("no 'Question: ... Answer: ...' in the reply")
     q = " ".join(m.group(1).split())
@@ -160,7 +162,9 @@ def extractive_pair(chunk: SourceChunk) -> tuple[str, str]:
     answer = " ".join(sents[:2]) if sents else " ".join(chunk.text.split()[:60])
     if not answer.endswith((".", "!", "?")):
         answer += "."
-    if title:
+    if title.endswith("?"):
+        question = title  # FAQ headings are questions already
+    elif title:
         # "Resetting the hub" -> "resetting the hub"; keep names and acronyms ("Wi-Fi", "LED") as written
         first = title.split()[0]
         lead = title[0].lower() + title[1:] if first[1:] == first[1:].lower() else title
@@ -187,7 +191,9 @@ def ask_model(chat_model: Any, chunk: SourceChunk) -> str:
     from langchain_core.messages import HumanMessage, SystemMessage
 
     prompt = WRITER_PROMPT.format(document=chunk.document, section=chunk.section or "-", text=chunk.text.strip()[:3000])
-    reply = chat_model.invoke([SystemMessage(WRITER_SYSTEM), HumanMessage(prompt)])
+    # a pair needs well under 160 tokens; the local model otherwise decodes its full 256 (~4 s more per chunk)
+    extra = {"max_new_tokens": min(160, chat_model.max_new_tokens)} if hasattr(chat_model, "max_new_tokens") else {}
+    reply = chat_model.invoke([SystemMessage(WRITER_SYSTEM), HumanMessage(prompt)], **extra)
     return str(reply.content)
 
 

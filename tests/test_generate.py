@@ -19,9 +19,23 @@ def test_parse_pair_accepts_a_grounded_pair():
     assert q == "How do I reset the hub?" and a.startswith("Hold the reset button") and "[Source" not in a
 
 
+def test_parse_pair_accepts_unlabelled_question_then_answer():
+    q, a = generate.parse_pair("How do I reset the hub?\nThe answer is: Hold the reset button for ten seconds.",
+                               CHUNK.text)
+    assert (q, a) == ("How do I reset the hub?", "Hold the reset button for ten seconds.")
+
+
+def test_faq_heading_is_the_question():
+    faq = generate.SourceChunk("c", "d", "default", "faq.docx", 0, "h", "Is there a trial?\nYes, the Team plan has a "
+                               "14-day free trial.", "Is there a trial?")
+    assert generate.extractive_pair(faq) == ("Is there a trial?", "Yes, the Team plan has a 14-day free trial.")
+
+
 @pytest.mark.parametrize("output, reason", [
     ("The hub is a device.", "no 'Question"),
     ("Question: reset\nAnswer: Hold the reset button for ten seconds.", "not a question"),
+    ("What is the maximum number of requests?\nThe answer is: 35489672000000000000", "4-120 words|in the passage"),
+    ("What's the best way to start?\n\nAvailable options:\n* Yes\n* No", "in the passage"),
     ("Question: How do I reset the hub?\nAnswer: Yes.", "4-120 words"),
     ("Question: How do I reset the hub?\nAnswer: Call our sales team in Paris for a new warranty plan.", "in the passage"),
     ("Question: How do I reset the hub?\nAnswer: " + "hold reset button " * 12, "repeats itself"),
