@@ -193,6 +193,7 @@ def test_ocr_reads_a_scanned_pdf(shared_docs: Path) -> None:
     assert "no text layer: text read by OCR" in result.warnings
 
 
+@pytest.mark.filterwarnings("ignore:Copying pages")
 def test_a_scanned_page_inside_a_text_pdf_is_read_by_ocr(shared_docs: Path) -> None:
     import pikepdf
 
