@@ -115,15 +115,19 @@ with st.expander("New fine-tuning job", expanded=not store.list(), icon=":materi
     hp: dict = {"epochs": int(epochs), "batch_size": int(batch), "seed": int(seed)}
     if backend == "local":
         h = st.columns(4)
-        hp["learning_rate"] = h[0].number_input("Learning rate", 1e-5, 1e-2, 1e-3, format="%.0e", key="ft_lr")
+        hp["learning_rate"] = h[0].number_input("Learning rate", 1e-5, 1e-2, 1e-3, step=1e-4, format="%.0e",
+                                               key="ft_lr")
         hp["rank"] = int(h[1].number_input("LoRA rank", 1, 64, 8, key="ft_rank"))
         hp["alpha"] = int(h[2].number_input("LoRA alpha", 1, 128, 16, key="ft_alpha"))
         max_steps = int(h[3].number_input("Stop after steps (0 = all)", 0, 100_000, 0, key="ft_max_steps"))
         if max_steps:
             hp["max_steps"] = max_steps
     else:
-        lrm = st.text_input("Learning rate multiplier", "auto", key="ft_lrm")
-        hp["learning_rate_multiplier"] = lrm if lrm.strip() in ("", "auto") else float(lrm)
+        lrm = st.text_input("Learning rate multiplier", "auto", key="ft_lrm", help="'auto' lets OpenAI choose.")
+        try:
+            hp["learning_rate_multiplier"] = "auto" if lrm.strip() in ("", "auto") else float(lrm)
+        except ValueError:
+            problems.append(f"Learning rate multiplier must be 'auto' or a number (got {lrm!r}).")
         max_steps = 0
 
     for p in problems[:8]:

@@ -11,7 +11,7 @@ from fake_openai_ft import install
 from ft_fixtures import jsonl, style_records
 from playwright.sync_api import expect
 from streamlit.testing.v1 import AppTest
-from ui import goto_page
+from ui import goto_page, wait_idle
 
 from rag_ft.jobs import JobStore, Metric
 
@@ -128,14 +128,17 @@ def test_browser_local_job_reaches_succeeded_without_clicks(page, app_server):
     page.goto(base)
     goto_page(page, "Fine-tuning", "fine_tuning")
     page.get_by_text("Upload JSONL").click()
+    expect(page.get_by_text("Training JSONL")).to_be_visible()
     page.get_by_test_id("stFileUploaderDropzoneInput").first.set_input_files(
         files=[{"name": "tiny.jsonl", "mimeType": "application/jsonl", "buffer": jsonl(style_records(4))}])
-    expect(page.get_by_text("Estimate:")).to_be_visible()
+    # the first estimate loads the tokenizer: slow on a busy CPU
+    expect(page.get_by_text("Estimate:")).to_be_visible(timeout=120_000)
     for label, value in (("Epochs", "1"), ("Batch size", "2"), ("Stop after steps (0 = all)", "2")):
         box = page.get_by_label(label)
         box.fill(value)
         box.press("Enter")
         expect(box).to_have_value(value)
+        wait_idle(page)
     page.get_by_role("button", name="Review and launch").click()
     dialog = page.get_by_role("dialog")
     expect(dialog).to_contain_text("max_steps=2")
