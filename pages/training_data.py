@@ -324,32 +324,38 @@ epochs_in = c2.number_input("Epochs (0 = OpenAI's default)", 0, 50, 0, key="td_e
 train_ex = store.list(status="approved", split="train")
 valid_ex = store.list(status="approved", split="validation")
 train_recs = [e.record() for e in train_ex]
-try:
-    rep = dataset.validate(train_recs, model=model)
-    est = dataset.estimate(train_recs, model, epochs=epochs_in or None)
-except TokenizerUnavailable as exc:
-    st.error(str(exc))
-    st.stop()
-m1, m2, m3, m4 = st.columns(4)
-m1.metric("Approved training examples", est.examples)
-m2.metric("Tokens per epoch", f"{est.tokens:,}")
-m3.metric("Epochs", est.epochs, help="OpenAI's default: 3, scaled so examples x epochs is between 100 and 25,000")
-if est.cost_usd is not None:
-    m4.metric("Estimated cost", f"${est.cost_usd:,.2f}", help=f"{est.training_tokens:,} training tokens")
-elif est.local_seconds is not None:
-    m4.metric("Estimated CPU time", f"{est.local_seconds / 60:.1f} min",
-              help=f"From a measured {dataset.LOCAL_SECONDS_PER_STEP} s per step (batch 4 x ~153 tokens, 2 cores)")
-else:
-    m4.metric("Estimated cost", "n/a")
-for issue in rep.issues:
-    where = f"#{train_ex[issue.index].id}: " if issue.index >= 0 else ""
-    (st.error if issue.level == "error" else st.warning)(where + issue.message)
-if rep.ok and not rep.warnings:
-    st.success(f"{est.examples} approved training examples pass OpenAI's format checks.")
-hist = dataset.histogram([c for c in est.token_counts])
-if hist:
-    st.caption("Example length (tokens)")
-    st.bar_chart(pd.DataFrame(hist, columns=["tokens", "examples"]).set_index("tokens"), height=200)
+
+
+def show_checks() -> None:
+    try:
+        rep = dataset.validate(train_recs, model=model)
+        est = dataset.estimate(train_recs, model, epochs=epochs_in or None)
+    except TokenizerUnavailable as exc:  # no offline tokenizer: say so, keep the rest of the page
+        st.error(str(exc))
+        return
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Approved training examples", est.examples)
+    m2.metric("Tokens per epoch", f"{est.tokens:,}")
+    m3.metric("Epochs", est.epochs, help="OpenAI's default: 3, scaled so examples x epochs is between 100 and 25,000")
+    if est.cost_usd is not None:
+        m4.metric("Estimated cost", f"${est.cost_usd:,.2f}", help=f"{est.training_tokens:,} training tokens")
+    elif est.local_seconds is not None:
+        m4.metric("Estimated CPU time", f"{est.local_seconds / 60:.1f} min",
+                  help=f"From a measured {dataset.LOCAL_SECONDS_PER_STEP} s per step (batch 4 x ~153 tokens, 2 cores)")
+    else:
+        m4.metric("Estimated cost", "n/a")
+    for issue in rep.issues:
+        where = f"#{train_ex[issue.index].id}: " if issue.index >= 0 else ""
+        (st.error if issue.level == "error" else st.warning)(where + issue.message)
+    if rep.ok and not rep.warnings:
+        st.success(f"{est.examples} approved training examples pass OpenAI's format checks.")
+    hist = dataset.histogram(est.token_counts)
+    if hist:
+        st.caption("Example length (tokens)")
+        st.bar_chart(pd.DataFrame(hist, columns=["tokens", "examples"]).set_index("tokens"), height=200)
+
+
+show_checks()
 
 clean_train = [r for r in train_recs if not dataset.format_errors(r)]
 clean_valid = [e.record() for e in valid_ex if not dataset.format_errors(e.record())]

@@ -13,6 +13,7 @@ import io
 import json
 import math
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,20 +57,29 @@ def models() -> list[str]:
     return [*PRICES, LOCAL_CHAT_MODEL]
 
 
+def _price_entry(model: str) -> dict[str, float] | None:
+    """The PRICES row for a model id: exact, a dated snapshot of an alias ("gpt-4.1" -> "gpt-4.1-2025-04-14",
+    never "gpt-4.1-mini-..."), or the base of a fine-tuned "ft:<base>:org::id" model."""
+    if model.startswith("ft:"):
+        model = model.split(":")[1]
+    if model in PRICES:
+        return PRICES[model]
+    for name, info in PRICES.items():
+        if re.fullmatch(re.escape(model) + r"-\d{4}(-\d{2}-\d{2})?", name):
+            return info
+    return None
+
+
 def max_tokens_for(model: str) -> int:
     if tokens.is_local_model(model):
         return LOCAL_MAX_TOKENS
-    for name, info in PRICES.items():
-        if model == name or name.startswith(model) or model.startswith(name):
-            return int(info["max_tokens"])
-    return 65_536
+    entry = _price_entry(model)
+    return int(entry["max_tokens"]) if entry else 65_536
 
 
 def price_for(model: str) -> float | None:
-    for name, info in PRICES.items():
-        if model == name or name.startswith(model):
-            return info["usd_per_1m"]
-    return None
+    entry = _price_entry(model)
+    return entry["usd_per_1m"] if entry else None
 
 
 # ---- validation ---------------------------------------------------------------------------------

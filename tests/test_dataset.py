@@ -131,6 +131,15 @@ def test_estimate_cost_and_tokens():
     assert dataset.estimate([*records, "bad"], GPT).examples == 20
 
 
+def test_prices_resolve_aliases_and_fine_tuned_models():
+    assert dataset.price_for("gpt-4.1") == 25.00 and dataset.price_for("gpt-4.1-mini") == 5.00
+    assert dataset.price_for("gpt-4o-mini-2024-07-18") == 3.00
+    assert dataset.price_for("ft:gpt-4o-mini-2024-07-18:acme::abc123") == 3.00
+    assert dataset.price_for("gpt-unknown") is None and dataset.estimate([rec()] * 10, "gpt-4o").cost_usd == \
+        pytest.approx(dataset.estimate([rec()] * 10, "gpt-4o-2024-08-06").cost_usd)
+    assert dataset.max_tokens_for("gpt-3.5-turbo") == 16_385
+
+
 def test_estimate_local_time_scales_from_measured_step():
     records = [rec(q=f"Question number {i}?") for i in range(8)]
     est = dataset.estimate(records, LOCAL_CHAT_MODEL, epochs=3)
