@@ -42,6 +42,8 @@ def supported(name: str) -> bool:
 
 def parse(name: str, data: bytes, *, max_characters: int = 1500, ocr: bool = True) -> ParseResult:
     """Parse and chunk one file. Bad input gives ``error`` in plain words and no chunks, never an exception."""
+    if max_characters < 50:
+        raise ValueError(f"max_characters must be at least 50, got {max_characters}")
     try:
         parsed = partition(name, data, ocr=ocr)
     except ParseError as exc:

@@ -245,6 +245,15 @@ def test_one_bad_file_does_not_stop_a_batch(shared_docs: Path) -> None:
     assert "The batch goes on" in results[3].chunks[0].text
 
 
+def test_password_protected_word_file_is_named() -> None:
+    from msoffcrypto.format.ooxml import OOXMLFile
+
+    plain = (Path(__file__).resolve().parent.parent / "sample_docs" / "billing-faq.docx").read_bytes()
+    locked = io.BytesIO()
+    OOXMLFile(io.BytesIO(plain)).encrypt("secret", locked)
+    assert parse("locked.docx", locked.getvalue()).error == "encrypted document: needs a password"
+
+
 def test_needs_libreoffice_for_doc(shared_docs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
 
@@ -273,6 +282,8 @@ def test_a_pdf_renamed_docx_is_read_as_pdf(shared_docs: Path) -> None:
 
 
 def test_max_characters_is_respected(shared_docs: Path) -> None:
+    with pytest.raises(ValueError):  # a caller's mistake, not bad input: it raises
+        parse("a.txt", b"text", max_characters=10)
     data = (shared_docs / "norwich-city.txt").read_bytes()
     small = parse("norwich-city.txt", data, max_characters=400)
     check_invariants(small, max_characters=400)
