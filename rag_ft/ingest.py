@@ -1,7 +1,8 @@
-"""Ingestion: a file (name + bytes) -> chunks with pages and sections, or a named error. Never raises.
+"""Ingestion: a file (name + bytes) -> chunks with pages and sections, or a named error.
 
-``parse`` is the one entry point the index calls. Formats and their quirks live in ``rag_ft.parsing``,
-structure-keeping chunking in ``rag_ft.chunking``.
+``parse`` is the one entry point the index calls; bad input never makes it raise. What a file is lives in
+``rag_ft.formats``, reading it (unstructured, OCR) in ``rag_ft.parsing``, structure-keeping chunking in
+``rag_ft.chunking``.
 """
 
 from __future__ import annotations
