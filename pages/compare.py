@@ -104,7 +104,7 @@ configs: list[ev.RunConfig] = []
 with st.container(border=True):
     for i in range(ev.MAX_CONFIGS):
         d = defaults[i] if i < len(defaults) else ev.RunConfig(f"Config {i + 1}", labels[0] if labels else "")
-        cols = st.columns([0.5, 1.6, 2.6, 1.1, 0.8, 1])
+        cols = st.columns([1, 1.6, 2.4, 1, 0.8, 1.2])
         on = cols[0].checkbox(f"Use #{i + 1}", value=i < len(defaults), key=f"cfg_on_{i}")
         name = cols[1].text_input("Name", d.label, key=f"cfg_name_{i}", disabled=not on,
                                   label_visibility="collapsed" if i else "visible")
@@ -210,7 +210,7 @@ run_ids = [r.id for r in runs]
 if st.session_state.get("eval_run") not in run_ids:
     st.session_state["eval_run"] = run_ids[0]
 run_names = {r.id: f"{r.name} · {r.status} · {r.answered} answers" for r in runs}
-r1, r2, r3 = st.columns([4, 1, 1])
+r1, r2, r3 = st.columns([4, 1.3, 1.3])
 run_id = r1.selectbox("Run", run_ids, format_func=run_names.get, key="eval_run")
 info = store.get_run(run_id)
 total = len(store.questions(info.set_id)[: info.options.limit or None]) * len(info.configs)
@@ -239,21 +239,23 @@ with st.container(border=True):
 
 present = [(key, label, kind) for key, label, kind, _ in ev.METRICS if any(r.get(key) is not None for r in rows)]
 table = pd.DataFrame([{"Configuration": r["configuration"], "Setup": r["setup"], "Answers": r["answers"],
-                       "Errors": r["errors"], **{label: r.get(key) for key, label, _ in present}} for r in rows])
+                       "Errors": r["errors"],
+                       **{label: None if r.get(key) is None else round(r[key], 6 if kind == "dollars" else 3)
+                          for key, label, kind in present}} for r in rows])
 st.dataframe(table, hide_index=True, key="eval_summary_table")
 
 long = [{"metric": label, "configuration": r["configuration"], "value": r.get(key)}
         for key, label, kind in present if kind == "fraction" for r in rows if r.get(key) is not None]
 if long:
     st.markdown("**Quality (0-1, higher is better except 'Not covered' on answerable)**")
-    st.bar_chart(pd.DataFrame(long), x="metric", y="value", color="configuration", stack=False,
-                 x_label="", y_label="")
+    st.bar_chart(pd.DataFrame(long), x="metric", y="value", color="configuration", stack=False, horizontal=True,
+                 sort=False, x_label="", y_label="", height=60 + 28 * len(rows) * len({x["metric"] for x in long}))
 timing = [{"metric": label, "configuration": r["configuration"], "value": r.get(key)}
           for key, label, kind in present if kind == "seconds" for r in rows if r.get(key) is not None]
 if timing:
     st.markdown("**Time per answer (seconds, lower is better)**")
-    st.bar_chart(pd.DataFrame(timing), x="metric", y="value", color="configuration", stack=False,
-                 x_label="", y_label="")
+    st.bar_chart(pd.DataFrame(timing), x="metric", y="value", color="configuration", stack=False, horizontal=True,
+                 sort=False, x_label="", y_label="", height=60 + 28 * len(rows) * len({x["metric"] for x in timing}))
 
 # one question, every configuration side by side
 st.markdown("**One question, side by side**")
