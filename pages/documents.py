@@ -16,7 +16,7 @@ from rag_ft.documents import (
     reindex_document,
     sample_files,
 )
-from rag_ft.index import EmbeddingMismatch, IndexError_
+from rag_ft.index import EmbeddingMismatch, IndexProblem
 
 ICONS = {"indexed": ":material/check_circle:", "updated": ":material/sync:", "unchanged": ":material/done_all:",
          "failed": ":material/error:"}
@@ -44,7 +44,7 @@ except EmbeddingMismatch as exc:
             status.update(label=f"Re-embedded {n} passage(s) with the current model.", state="complete")
         st.rerun()
     st.stop()
-except IndexError_ as exc:  # Chroma server unreachable
+except IndexProblem as exc:  # Chroma server unreachable
     st.error(str(exc), icon=":material/cloud_off:")
     st.stop()
 

@@ -29,11 +29,11 @@ _CLIENTS: dict[tuple, Any] = {}
 _CLIENTS_LOCK = threading.Lock()
 
 
-class IndexError_(RuntimeError):
+class IndexProblem(RuntimeError):
     """The vector store cannot be used; the message says why."""
 
 
-class EmbeddingMismatch(IndexError_):
+class EmbeddingMismatch(IndexProblem):
     """A collection built with one embedding model was asked to work with another."""
 
     def __init__(self, collection: str, built_with: str, current: str) -> None:
@@ -72,7 +72,7 @@ def chroma_client(settings: Settings) -> Any:
                         host=settings.chroma_host, port=int(settings.chroma_port), settings=chroma_settings
                     )
                 except Exception as exc:  # chromadb raises ValueError/ConnectError when the server is down
-                    raise IndexError_(
+                    raise IndexProblem(
                         f"Cannot reach the Chroma server at {settings.chroma_host}:{settings.chroma_port} "
                         f"({exc}). Start it (`chroma run --path <folder> --port {settings.chroma_port}`) "
                         "or unset CHROMA_HOST to use the embedded store."

@@ -99,3 +99,13 @@ def test_the_server_really_holds_the_vectors(settings, local_embeddings, chroma_
     assert other.get_collection(chroma_name("default"), embedding_function=None).count() == 1
     [hit] = Retriever(settings, local_embeddings).search("when do 2FA codes expire", k=1)
     assert hit.document == "faq.txt" and 0 < hit.score <= 1
+
+
+def test_an_unreachable_server_is_named_with_the_fix(data_dir):
+    from rag_ft.index import IndexProblem, VectorIndex
+    from rag_ft.settings import load_settings
+
+    s = load_settings(env={"RAG_FT_DATA_DIR": str(data_dir), "CHROMA_HOST": "127.0.0.1",
+                           "CHROMA_PORT": str(_free_port())})
+    with pytest.raises(IndexProblem, match=r"Cannot reach the Chroma server at 127\.0\.0\.1:\d+.*unset CHROMA_HOST"):
+        VectorIndex(s, "default")
