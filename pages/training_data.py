@@ -22,6 +22,18 @@ PROBLEM_FILTERS = ["All", "No problem", "Any problem", "Errors", "Warnings", "St
 TEXT_COLS = ("system", "user", "assistant")
 S = st.session_state
 
+# Streamlit drops a page's widget state when the user visits another page: keep the filters in plain keys
+KEPT = ("td_search", "td_status", "td_split", "td_source", "td_problem")
+for _k in KEPT:
+    if _k not in S and f"_kept_{_k}" in S:
+        S[_k] = S[f"_kept_{_k}"]
+
+
+def keep_filters() -> None:
+    for k in KEPT:
+        if k in S:
+            S[f"_kept_{k}"] = S[k]
+
 s = app_state.settings()
 store = ExampleStore(s.db_path)
 st.title("Training data")
@@ -186,6 +198,7 @@ f_status = f2.multiselect("Status", STATUSES, key="td_status")
 f_split = f3.multiselect("Split", SPLITS, key="td_split")
 f_source = f4.multiselect("Source", SOURCES, key="td_source")
 f_problem = f5.selectbox("Validation", PROBLEM_FILTERS, key="td_problem")
+keep_filters()
 
 model = estimate_model()
 signature = (search, tuple(f_status), tuple(f_split), tuple(f_source), f_problem, model, S.get("td_version", 0))
@@ -321,6 +334,7 @@ all_models = dataset.models()
 c1.selectbox("Model to fine-tune", all_models, index=all_models.index(model), key="td_model",
              help=f"OpenAI prices as of {dataset.PRICES_AS_OF}; the local model trains on this machine's CPU.")
 epochs_in = c2.number_input("Epochs (0 = OpenAI's default)", 0, 50, 0, key="td_epochs")
+keep_filters()
 train_ex = store.list(status="approved", split="train")
 valid_ex = store.list(status="approved", split="validation")
 train_recs = [e.record() for e in train_ex]

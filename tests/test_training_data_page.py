@@ -158,6 +158,10 @@ def test_bulk_delete_acts_on_filtered_rows_only(data_dir):
     at.multiselect(key="td_status").set_value(["approved"]).run()
     at.text_input(key="td_search").set_value("").run()
     assert len(grid(at)) == 0
+    at.switch_page("pages/home.py").run()
+    at.switch_page(PAGE).run()  # back again: the filters are where the user left them
+    assert at.multiselect(key="td_status").value == ["approved"] and len(grid(at)) == 0
+    assert not at.warning and not at.exception
 
 
 def test_import_lists_bad_lines_by_number(data_dir):
