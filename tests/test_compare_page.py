@@ -87,42 +87,50 @@ def test_bad_format_regex_blocks_the_run():
 
 
 @pytest.mark.slow
-def test_run_from_the_page_with_the_local_model(local_chat, local_embeddings):
-    from rag_ft.documents import index_files
+def test_new_user_flow_sample_set_sample_documents_four_configurations(local_chat, local_embeddings):
+    """The issue's "done when": pick the sample set, index the sample documents, run the four configurations."""
+    from rag_ft.evaluation import default_configs
+    from rag_ft.models import available_models
 
     s = load_settings()
-    index_files(s, local_embeddings, [("billing-guide.md", GUIDE)])
-    EvalStore(s.db_path).create_set("Billing", QUESTIONS)
+    expected = [c.label for c in default_configs(available_models(s))]  # 4 with the grounding adapter, else 2
     at = open_compare()
-    for i in (2, 3):  # keep the two base configurations (a tuned model may be offered as 3 and 4)
-        if at.checkbox(key=f"cfg_on_{i}").value:
-            at.checkbox(key=f"cfg_on_{i}").uncheck()
+    at.button(key="load_sample_set").click().run()
+    assert "Loaded the sample evaluation set" in texts(at)
+    assert at.button(key="run_eval").disabled  # RAG configurations need documents first
+    at.button(key="eval_index_samples").click().run()
+    assert not at.exception, at.exception
+    assert not any("has no indexed documents" in w.value for w in at.warning)
+    at.number_input(key="eval_limit").set_value(1)
     at.number_input(key="eval_max_tokens").set_value(16)
     at.run()
     run = at.button(key="run_eval")
-    assert run.label == "Run 2 configuration(s) on 2 question(s)" and not run.disabled
+    assert run.label == f"Run {len(expected)} configuration(s) on 1 question(s)" and not run.disabled
     run.click().run()
     assert not at.exception, at.exception
 
     store = EvalStore(s.db_path)
     info = store.list_runs()[0]
-    assert info.status == "done" and info.answered == 4
+    assert info.status == "done" and info.answered == len(expected)
+    assert [c.label for c in info.configs] == expected
+    q = store.questions(info.set_id)[0]
     records = store.results(info.id)
-    rag = [r for r in records if r.config_index == 1]
-    assert rag[0].passages and rag[0].passages[0]["document"] == "billing-guide.md"
-    assert rag[0].metrics["doc_rank"] == 1 and rag[0].output_tokens > 0
-    assert rag[1].metrics["not_covered"] is not None  # the unanswerable question is scored
+    for rec in records:
+        assert not rec.error and rec.output_tokens > 0 and rec.total_s > 0
+        if info.configs[rec.config_index].rag:
+            assert rec.metrics["doc_rank"] == 1 and rec.passages[0]["document"] == q.document
 
     table = next(d.value for d in at.dataframe if "Setup" in d.value.columns)  # the summary table
-    assert list(table["Configuration"]) == ["Base", "Base + RAG"]
-    assert table.loc[1, "Document hit@k"] == 1.0 and table.loc[1, "Document MRR"] == 1.0
-    assert "Token F1" in table.columns and "Total latency (s)" in table.columns
+    assert list(table["Configuration"]) == expected
+    assert list(table["Document hit@k"].isna()) == [True, False, True, False][: len(expected)]
+    for column in ("Page hit@k", "Page MRR (±1 page)", "Answer similarity", "Token F1", "Follows format",
+                   "Time to first token (s)", "Total latency (s)", "Output tokens", "Cost per answer ($)"):
+        assert column in table.columns, column
     summary = texts(at)
-    assert "Base + RAG: retrieval found the expected document in the top 4 for 100%" in summary
-    assert "no per-token cost" in summary
-    assert at.selectbox(key="eval_question").value == store.questions(info.set_id)[0].id
+    assert "Base + RAG: retrieval put an expected page in the top 4" in summary
+    assert "Answers that follow your format" in summary and "no per-token cost" in summary
+    assert at.selectbox(key="eval_question").value == q.id
     assert any(d.label == "Export results as CSV" for d in at.get("download_button"))
-
 
 def test_interrupted_run_is_marked_stopped_and_can_be_continued():
     s = load_settings()
