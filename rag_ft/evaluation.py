@@ -489,12 +489,16 @@ def question_of(user_message: str) -> str:
     return (match.group(1) if match else user_message).strip()
 
 
-def _chunk_pages(conn: Any, chunk_hash: str, document_id: str, document: str) -> tuple[str, list[int]]:
-    """Document name and pages of the chunk an example was generated from (from the documents' tables)."""
+def _chunk_pages(conn: Any, chunk_hash: str, chunk_id: str, document_id: str, document: str) -> tuple[str, list[int]]:
+    """Document name and pages of the chunk an example was generated from (from the documents' tables).
+
+    Found by content hash (the chunk id changes when a document is re-indexed; equal text keeps its hash),
+    preferring the same chunk id, then the same document.
+    """
     try:
         row = conn.execute(
-            "SELECT document, pages FROM chunks WHERE hash = ? ORDER BY (document_id = ?) DESC, (document = ?) DESC"
-            " LIMIT 1", (chunk_hash, document_id, document)).fetchone()
+            "SELECT document, pages FROM chunks WHERE hash = ? ORDER BY (id = ?) DESC, (document_id = ?) DESC,"
+            " (document = ?) DESC LIMIT 1", (chunk_hash, chunk_id, document_id, document)).fetchone()
     except Exception:  # no documents indexed yet: the chunks table does not exist
         return document, []
     if row is None:
@@ -531,7 +535,7 @@ def questions_from_examples(db_path: Path | str, kind: str = "generated", limit:
                 continue
             document, pages = ex.document, []
             if ex.chunk_hash:
-                document, pages = _chunk_pages(store.conn, ex.chunk_hash, ex.document_id, ex.document)
+                document, pages = _chunk_pages(store.conn, ex.chunk_hash, ex.chunk_id, ex.document_id, ex.document)
             answerable = "do not cover" not in answer.lower()
             out.append(EvalQuestion(question, answer, document if answerable else "", pages if answerable else [],
                                     ex.section, answerable, f"example {ex.id}"
