@@ -287,7 +287,7 @@ def test_typing_into_a_cell_survives_reload_and_restart(browser, own_server):
     from ui import goto_page, wait_idle
 
     expect.set_options(timeout=60_000)  # 2 shared cores: the first run of a page can take a while
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     page = ctx.new_page()
     page.set_default_timeout(60_000)
     def open_page() -> None:
@@ -340,6 +340,15 @@ def test_typing_into_a_cell_survives_reload_and_restart(browser, own_server):
         search("paypal")
         expect(page.get_by_test_id("stDataFrame").first.get_by_test_id("glide-cell-6-0")).to_have_text(new)
         expect(page.get_by_test_id("stSidebar")).to_contain_text("local")  # the app's own sidebar, not bare pages
+
+        # approve what is shown with one click, then download train.jsonl
+        page.get_by_role("button", name="Approve 1 shown").click()
+        expect(page.get_by_text("Approve: 1 example(s) changed.")).to_be_visible()
+        wait_idle(page)
+        with page.expect_download() as dl:
+            page.get_by_role("button", name="train.jsonl (1)").click()
+        lines = Path(dl.value.path()).read_text(encoding="utf-8").splitlines()
+        assert [json.loads(x)["messages"][-1]["content"] for x in lines] == [new]
         expect(page.get_by_test_id("stException")).to_have_count(0)
     finally:
         page.screenshot(path=str(own_server.data.parent / "training_data.png"), full_page=True)
