@@ -137,8 +137,8 @@ with st.expander("New fine-tuning job", expanded=not store.list(), icon=":materi
     if records:
         if backend == "local":
             steps, secs, toks = local_estimate(records, int(epochs), int(batch), max_steps)
-            estimate_text = (f"{steps} steps, about {secs / 60:.1f} min on this computer"
-                             + (f", {toks:,} training tokens" if toks else "") + " · free")
+            estimate_text = (f"{steps} steps, about {secs / 60:.1f} min on 2 quiet CPU cores (longer while the "
+                             f"computer is busy)" + (f", {toks:,} training tokens" if toks else "") + " · free")
         else:
             try:
                 from rag_ft.dataset import estimate

@@ -125,7 +125,7 @@ def cancel(store: JobStore, job_id: str, wait_s: float = 0.0) -> Job:
     store.request_cancel(job_id)
     deadline = time.time() + wait_s
     while wait_s and time.time() < deadline:
-        if store.get(job_id).is_terminal or not worker_alive(job):
+        if not worker_alive(job):  # it wrote "cancelled" and exited (exiting takes a moment after the write)
             break
         time.sleep(0.5)
     if wait_s:
