@@ -417,9 +417,12 @@ def list_collections(settings: Settings) -> list[str]:
     return [r["c"] for r in rows]
 
 
-def collection_version(settings: Settings, collection: str = "default") -> int:
-    with _conn(settings) as conn:
-        row = conn.execute("SELECT version FROM collections WHERE name=?", (collection,)).fetchone()
+def collection_version(settings: Settings, collection: str = "default", conn: sqlite3.Connection | None = None) -> int:
+    """A counter that moves on every change to the collection (caches key on it)."""
+    if conn is None:
+        with _conn(settings) as own:
+            return collection_version(settings, collection, own)
+    row = conn.execute("SELECT version FROM collections WHERE name=?", (collection,)).fetchone()
     return int(row["version"]) if row else 0
 
 

@@ -55,14 +55,17 @@ def chroma_name(collection: str) -> str:
 
 def chroma_client(settings: Settings) -> Any:
     """One client per target per process (PersistentClient is not safe to open twice on one path)."""
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
-
-    chroma_settings = ChromaSettings(anonymized_telemetry=False)
     if settings.chroma_host:
         key: tuple = ("http", settings.chroma_host, int(settings.chroma_port))
     else:
         key = ("path", str(settings.chroma_dir.resolve()))
+    client = _CLIENTS.get(key)  # fast path: no lock, no settings object (every query passes here)
+    if client is not None:
+        return client
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
     with _CLIENTS_LOCK:
         client = _CLIENTS.get(key)
         if client is None:
@@ -107,6 +110,7 @@ class VectorIndex:
         self.client = chroma_client(settings)
         self._col: Any = None
         self._vs: Any = None
+        self._n = 0
 
     # ---- the collection and the embedding model it was built with ----
     def exists(self) -> bool:
@@ -199,13 +203,14 @@ class VectorIndex:
 
     def query(self, vector: Sequence[float], n: int) -> list[tuple[str, float]]:
         """Nearest chunks as (chunk id, cosine similarity clipped to 0..1), best first (via langchain-chroma)."""
-        if not self.exists():
-            return []
-        n = min(n, self._collection().count())
+        if self._vs is None:  # the first query checks and opens; later ones reuse the LangChain store
+            if not self.exists():
+                return []
+            self._vs = self.vectorstore(None)
+            self._n = self._collection().count()
+        n = min(n, self._n)
         if n <= 0:
             return []
-        if self._vs is None:
-            self._vs = self.vectorstore(None)
         hits = self._vs.similarity_search_by_vector_with_relevance_scores(list(vector), k=n)
         # Chroma returns the cosine distance (1 - cos): lower is closer
         return [(doc.id, max(0.0, min(1.0, 1.0 - float(dist)))) for doc, dist in hits]

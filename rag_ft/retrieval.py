@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -27,8 +28,7 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 from scipy import sparse
 
-from rag_ft.db import connect
-from rag_ft.documents import SCHEMA, collection_version
+from rag_ft.documents import _db, collection_version
 from rag_ft.index import VectorIndex
 from rag_ft.passages import Passage
 from rag_ft.providers import embedding_id
@@ -112,24 +112,27 @@ class BM25Index:
 
 _CACHE: dict[tuple[str, str], tuple[int, BM25Index]] = {}
 _CACHE_LOCK = threading.Lock()
+_VINDEX: dict[tuple, tuple[int, VectorIndex]] = {}
 
 
-def bm25_index(settings: Settings, collection: str) -> BM25Index:
+def bm25_index(settings: Settings, collection: str, conn: sqlite3.Connection | None = None) -> BM25Index:
     """The collection's BM25 index, rebuilt only when the collection changed since the last build."""
-    key = (str(settings.db_path.resolve()), collection)
-    version = collection_version(settings, collection)
-    with _CACHE_LOCK:
-        hit = _CACHE.get(key)
-        if hit and hit[0] == version:
-            return hit[1]
-    conn = connect(settings.db_path)
+    own = conn is None
+    if own:
+        conn = _db(settings)
     try:
-        conn.executescript(SCHEMA)
+        key = (str(settings.db_path.resolve()), collection)
+        version = collection_version(settings, collection, conn)
+        with _CACHE_LOCK:
+            hit = _CACHE.get(key)
+            if hit and hit[0] == version:
+                return hit[1]
         rows = conn.execute(
             "SELECT c.id, c.text FROM chunks c JOIN documents d ON d.id = c.document_id "
             "WHERE d.collection=? AND d.status='indexed'", (collection,)).fetchall()
     finally:
-        conn.close()
+        if own:
+            conn.close()
     index = BM25Index([r[0] for r in rows], [r[1] for r in rows])
     with _CACHE_LOCK:
         _CACHE[key] = (version, index)
@@ -149,13 +152,18 @@ class Retriever:
     def __init__(self, settings: Settings, embeddings: Embeddings) -> None:
         self.settings = settings
         self.embeddings = embeddings
-        self._checked: dict[str, int] = {}  # collection -> version whose embedding model was checked
 
-    def _check(self, vindex: VectorIndex, collection: str) -> None:
-        version = collection_version(self.settings, collection)
-        if self._checked.get(collection) != version:
-            vindex.check(embedding_id(self.settings))  # raises EmbeddingMismatch
-            self._checked[collection] = version
+    def _vector_index(self, collection: str, version: int) -> VectorIndex:
+        """An open, model-checked VectorIndex, shared by every Retriever until the collection changes."""
+        s = self.settings
+        key = (str(s.db_path.resolve()), s.chroma_host, s.chroma_port, collection, embedding_id(s))
+        hit = _VINDEX.get(key)
+        if hit and hit[0] == version:
+            return hit[1]
+        vindex = VectorIndex(s, collection)
+        vindex.check(embedding_id(s))  # raises EmbeddingMismatch
+        _VINDEX[key] = (version, vindex)
+        return vindex
 
     def search(
         self, query: str, k: int | None = None, collection: str = "default", hybrid: bool | None = None,
@@ -166,11 +174,18 @@ class Retriever:
         threshold = self.settings.relevance_threshold if threshold is None else float(threshold)
         if not query.strip() or k <= 0:
             return []
-        vindex = VectorIndex(self.settings, collection)
-        self._check(vindex, collection)
-        bm25 = bm25_index(self.settings, collection)  # also the set of live chunk ids
-        if not len(bm25):
-            return []
+        conn = _db(self.settings)  # one connection for the whole search
+        try:
+            vindex = self._vector_index(collection, collection_version(self.settings, collection, conn))
+            bm25 = bm25_index(self.settings, collection, conn)  # also the set of live chunk ids
+            if not len(bm25):
+                return []
+            return self._search(conn, vindex, bm25, query, k, hybrid, threshold)
+        finally:
+            conn.close()
+
+    def _search(self, conn: sqlite3.Connection, vindex: VectorIndex, bm25: BM25Index, query: str, k: int,
+                hybrid: bool, threshold: float) -> list[Passage]:
         qvec = np.asarray(self.embeddings.embed_query(query), dtype=np.float32)
         pool = max(CANDIDATES, 3 * k)
         cands: dict[str, _Candidate] = {}
@@ -199,19 +214,15 @@ class Retriever:
 
         ranked = sorted(cands.values(), key=fused, reverse=True)
         chosen = [c for c in ranked if fused(c) >= threshold][:k]
-        return self._passages(chosen, fused, hybrid)
+        return self._passages(conn, chosen, fused, hybrid)
 
-    def _passages(self, chosen: list[_Candidate], fused: Any, hybrid: bool) -> list[Passage]:
+    def _passages(self, conn: sqlite3.Connection, chosen: list[_Candidate], fused: Any, hybrid: bool) -> list[Passage]:
         if not chosen:
             return []
-        conn = connect(self.settings.db_path)
-        try:
-            marks = ",".join("?" * len(chosen))
-            rows = {r["id"]: r for r in conn.execute(
-                f"SELECT id, document_id, document, chunk_index, text, pages, section FROM chunks WHERE id IN ({marks})",
-                [c.chunk_id for c in chosen])}
-        finally:
-            conn.close()
+        marks = ",".join("?" * len(chosen))
+        rows = {r["id"]: r for r in conn.execute(
+            f"SELECT id, document_id, document, chunk_index, text, pages, section FROM chunks WHERE id IN ({marks})",
+            [c.chunk_id for c in chosen])}
         out = []
         for c in chosen:
             r = rows.get(c.chunk_id)
@@ -231,6 +242,7 @@ class Retriever:
 def clear_cache() -> None:
     with _CACHE_LOCK:
         _CACHE.clear()
+        _VINDEX.clear()
 
 
 __all__ = ["BM25Index", "Retriever", "bm25_index", "clear_cache", "tokenize"]
