@@ -6,6 +6,7 @@ import app_state
 
 st.set_page_config(page_title="RAG + Fine-Tuning Studio", page_icon=":material/hub:", layout="wide")
 
+st.session_state["_routed"] = True  # pages check it: see app_state.settings()
 settings = app_state.settings()
 st.session_state["provider_status"] = app_state.sidebar(settings)
 

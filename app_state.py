@@ -23,6 +23,10 @@ def _secrets() -> dict:
 
 
 def settings() -> Settings:
+    if not st.session_state.get("_routed"):
+        # A page URL opened on a freshly started server runs the page file alone (Streamlit uses pages/
+        # until some session has called st.navigation): send it through the router once.
+        st.switch_page("app.py")
     overrides = st.session_state.get("settings_overrides", {})
     try:
         return load_settings(secrets=_secrets(), **overrides)
