@@ -189,25 +189,32 @@ class Retriever:
         qvec = np.asarray(self.embeddings.embed_query(query), dtype=np.float32)
         pool = max(CANDIDATES, 3 * k)
         cands: dict[str, _Candidate] = {}
-        for cid, sim in vindex.query(qvec.tolist(), pool):
+        hits = vindex.query(qvec.tolist(), pool)
+        for cid, sim in hits:
             if cid in bm25.row:  # drop vectors of documents that are not (or no longer) indexed
                 cands[cid] = _Candidate(cid, vector=sim)
         if hybrid:
             raw, norm = bm25.scores(query)
             if norm > 0:
-                top = np.argpartition(-raw, min(pool, len(raw) - 1))[:pool] if len(raw) > pool else np.arange(len(raw))
-                for r in top:
-                    if raw[r] > 0:
-                        cands.setdefault(bm25.ids[r], _Candidate(bm25.ids[r]))
-                missing = [c.chunk_id for c in cands.values() if c.vector == 0.0]
-                if missing:  # BM25-only hits: their vector similarity from the stored vectors
-                    qn = qvec / (np.linalg.norm(qvec) or 1.0)
-                    for cid, vec in vindex.vectors_by_id(missing).items():
-                        v = np.asarray(vec, dtype=np.float32)
-                        cands[cid].vector = float(max(0.0, min(1.0, qn @ (v / (np.linalg.norm(v) or 1.0)))))
                 normed = bm25.normalised(raw, norm)
                 for c in cands.values():
                     c.bm25 = float(normed[bm25.row[c.chunk_id]])
+                top = np.argpartition(-raw, min(pool, len(raw) - 1))[:pool] if len(raw) > pool else np.arange(len(raw))
+                extra = [_Candidate(bm25.ids[r], bm25=float(normed[r])) for r in top
+                         if raw[r] > 0 and bm25.ids[r] not in cands]
+                # A BM25-only hit is not among the nearest vectors, so its similarity is at most the pool's
+                # lowest: fetch its stored vector only when that bound could still put it in the top k.
+                floor = min((sim for _, sim in hits), default=1.0) if len(hits) >= pool else 1.0
+                known = sorted((VECTOR_WEIGHT * c.vector + (1 - VECTOR_WEIGHT) * c.bm25 for c in cands.values()),
+                               reverse=True)
+                kth = known[k - 1] if len(known) >= k else -1.0
+                extra = [c for c in extra if VECTOR_WEIGHT * floor + (1 - VECTOR_WEIGHT) * c.bm25 >= max(kth, threshold)]
+                if extra:  # their vector similarity from the stored vectors
+                    qn = qvec / (np.linalg.norm(qvec) or 1.0)
+                    for cid, vec in vindex.vectors_by_id([c.chunk_id for c in extra]).items():
+                        v = np.asarray(vec, dtype=np.float32)
+                        sim = float(max(0.0, min(1.0, qn @ (v / (np.linalg.norm(v) or 1.0)))))
+                        cands[cid] = _Candidate(cid, vector=sim, bm25=float(normed[bm25.row[cid]]))
 
         def fused(c: _Candidate) -> float:
             return VECTOR_WEIGHT * c.vector + (1 - VECTOR_WEIGHT) * c.bm25 if hybrid else c.vector
