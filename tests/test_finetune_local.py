@@ -101,14 +101,20 @@ def test_cancel_and_killed_worker_found_after_restart(settings):
 
 
 def test_silent_worker_is_stopped_and_failed(settings):
-    store = JobStore(settings.db_path)
-    job = store.create_job("local", "m", style_records(2))
-    store.update(job.id, pid=os.getpid(), heartbeat_at=time.time() - 1000)  # alive pid, no heartbeat
-    finetune_local._children.pop(os.getpid(), None)
-    real_terminate = finetune_local.terminate
+    import subprocess
+    import sys
+
+    import psutil
+
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])  # alive but silent
     try:
-        finetune_local.terminate = lambda j, timeout=10.0: None  # never signal the test process itself
+        store = JobStore(settings.db_path)
+        job = store.create_job("local", "m", style_records(2))
+        store.update(job.id, pid=sleeper.pid, pid_started=psutil.Process(sleeper.pid).create_time(),
+                     heartbeat_at=time.time() - 1000)
         assert finetune_local.reconcile(store) == [job.id]
+        assert store.get(job.id).error.code == "worker_unresponsive"
+        assert sleeper.wait(timeout=15) is not None  # it was stopped
     finally:
-        finetune_local.terminate = real_terminate
-    assert store.get(job.id).error.code == "worker_unresponsive"
+        sleeper.kill()
+        sleeper.wait()
