@@ -286,7 +286,11 @@ def show_job(job: Job) -> None:
         t2.caption("No checkpoints yet (one per epoch).")
 
 
-@st.fragment(run_every="2s")
+# refresh every 2 s while a job is live; a finished list needs no timer (and keeps the page idle)
+_live = any(not j.is_terminal for j in store.list())
+
+
+@st.fragment(run_every="2s" if _live else None)
 def jobs_section() -> None:
     refresh()
     jobs = store.list()

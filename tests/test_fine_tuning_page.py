@@ -128,7 +128,7 @@ def test_browser_local_job_reaches_succeeded_without_clicks(page, app_server):
     page.goto(base)
     goto_page(page, "Fine-tuning", "fine_tuning")
     page.get_by_text("Upload JSONL").click()
-    expect(page.get_by_text("Training JSONL")).to_be_visible()
+    expect(page.get_by_text("Training JSONL", exact=True)).to_be_visible()
     page.get_by_test_id("stFileUploaderDropzoneInput").first.set_input_files(
         files=[{"name": "tiny.jsonl", "mimeType": "application/jsonl", "buffer": jsonl(style_records(4))}])
     # the first estimate loads the tokenizer: slow on a busy CPU
