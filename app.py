@@ -24,4 +24,7 @@ page = st.navigation(
         ],
     }
 )
+wanted = st.session_state.pop("_wanted_page", None)  # set by app_state.settings(): see there
+if wanted and wanted != page.url_path:
+    st.switch_page(wanted)
 page.run()

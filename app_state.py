@@ -5,6 +5,9 @@ Only Streamlit wiring lives here; everything a test of the engine would call is 
 
 from __future__ import annotations
 
+import inspect
+from pathlib import Path
+
 import streamlit as st
 
 import rag_ft  # noqa: F401  (offline env + SQLite swap before anything imports chromadb)
@@ -25,7 +28,10 @@ def _secrets() -> dict:
 def settings() -> Settings:
     if not st.session_state.get("_routed"):
         # A page URL opened on a freshly started server runs the page file alone (Streamlit uses pages/
-        # until some session has called st.navigation): send it through the router once.
+        # until some session has called st.navigation): send it through the router, which comes back here.
+        caller = Path(inspect.stack()[1].filename)
+        if caller.parent.name == "pages":
+            st.session_state["_wanted_page"] = f"pages/{caller.name}"
         st.switch_page("app.py")
     overrides = st.session_state.get("settings_overrides", {})
     try:

@@ -27,7 +27,9 @@ fi
 
 # --- Python packages
 [[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV"
-PIP="$VENV/bin/python -m pip --disable-pip-version-check -q"
+PIP="pipq $VENV/bin/python -m pip --disable-pip-version-check -q"
+# pip's notes about local mirrors this machine does not have are noise; errors still show (pipefail)
+pipq() { "$@" 2>&1 | { grep -v "^WARNING: Location .* is ignored" || true; }; }
 stamp="$VENV/.installed-$(cat requirements.txt requirements-dev.txt scripts/setup.sh | sha256sum | cut -c1-16)"
 # a test install also satisfies a run install
 if [[ ! -f "$stamp-$WITH_TEST" && ! -f "$stamp-1" ]]; then
