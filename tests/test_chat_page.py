@@ -107,22 +107,27 @@ def test_new_chat_clears_the_conversation(indexed, local_chat):
 
 @pytest.mark.browser
 def test_browser_question_answer_and_source_card(page, app_server, local_embeddings):
-    from rag_ft.documents import load_sample_documents
+    from rag_ft.documents import delete_document, load_sample_documents, sample_files
     from rag_ft.settings import load_settings
 
     base, data = app_server
-    load_sample_documents(load_settings(env={"RAG_FT_DATA_DIR": str(data), "RAG_FT_PROVIDER": "local"}),
-                          local_embeddings)
-    q = first_question()
-    page.goto(base)
-    wait_idle(page)
-    goto_page(page, "Chat", "chat")
-    box = page.get_by_test_id("stChatInputTextArea")
-    box.fill(q["question"])
-    box.press("Enter")
-    messages = page.get_by_test_id("stChatMessage")
-    expect(messages).to_have_count(2, timeout=180_000)
-    expect(messages.nth(1).get_by_test_id("stExpander").first).to_contain_text(q["document"], timeout=180_000)
-    messages.nth(1).get_by_test_id("stExpander").first.click()
-    expect(messages.nth(1).locator("mark").first).to_be_visible()
-    page.screenshot(path=str(Path(data).parent / "chat.png"))
+    settings = load_settings(env={"RAG_FT_DATA_DIR": str(data), "RAG_FT_PROVIDER": "local"})
+    load_sample_documents(settings, local_embeddings)
+    try:
+        q = first_question()
+        page.goto(base)
+        wait_idle(page)
+        goto_page(page, "Chat", "chat")
+        box = page.get_by_test_id("stChatInputTextArea")
+        box.fill(q["question"])
+        box.press("Enter")
+        messages = page.get_by_test_id("stChatMessage")
+        expect(messages).to_have_count(2, timeout=180_000)
+        card = messages.nth(1).get_by_test_id("stExpander").first
+        expect(card).to_contain_text(q["document"], timeout=180_000)
+        card.click()
+        expect(messages.nth(1).locator("mark").first).to_be_visible()
+        page.screenshot(path=str(Path(data).parent / "chat.png"))
+    finally:  # the server is shared by the session's browser tests: leave its index as it was
+        for name, _ in sample_files():
+            delete_document(settings, name)
