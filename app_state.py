@@ -131,3 +131,16 @@ def eval_store(s: Settings):
     from rag_ft.evaluation import EvalStore
 
     return EvalStore(s.db_path)
+
+
+def warm_up(s: Settings, model) -> None:
+    """Load the local models behind a spinner, so an answer's timings do not include first-use loading."""
+    from rag_ft.local_chat import LocalChatModel, load_runtime
+    from rag_ft.local_embeddings import LocalEmbeddings, load_sentence_transformer
+
+    if isinstance(embeddings(s), LocalEmbeddings) and load_sentence_transformer.cache_info().currsize == 0:
+        with st.spinner("Loading the embedding model (first use only)..."):
+            load_sentence_transformer()
+    if isinstance(model, LocalChatModel) and load_runtime.cache_info().currsize == 0:
+        with st.spinner("Loading the chat model (first use only, ~15 s)..."):
+            load_runtime()

@@ -96,6 +96,7 @@ if question:
         else:
             try:
                 model = app_state.cached_chat_model(s, choice)
+                app_state.warm_up(s, model)
                 retriever = app_state.retriever(s) if use_rag else None
                 chain = RagChain(model, retriever, k=int(k), collection=collection, model_label=choice.label)
                 box: dict = {}
