@@ -244,18 +244,17 @@ table = pd.DataFrame([{"Configuration": r["configuration"], "Setup": r["setup"],
                           for key, label, kind in present}} for r in rows])
 st.dataframe(table, hide_index=True, key="eval_summary_table")
 
-long = [{"metric": label, "configuration": r["configuration"], "value": r.get(key)}
-        for key, label, kind in present if kind == "fraction" for r in rows if r.get(key) is not None]
-if long:
-    st.markdown("**Quality (0-1, higher is better except 'Not covered' on answerable)**")
-    st.bar_chart(pd.DataFrame(long), x="metric", y="value", color="configuration", stack=False, horizontal=True,
-                 sort=False, x_label="", y_label="", height=60 + 28 * len(rows) * len({x["metric"] for x in long}))
-timing = [{"metric": label, "configuration": r["configuration"], "value": r.get(key)}
-          for key, label, kind in present if kind == "seconds" for r in rows if r.get(key) is not None]
-if timing:
-    st.markdown("**Time per answer (seconds, lower is better)**")
-    st.bar_chart(pd.DataFrame(timing), x="metric", y="value", color="configuration", stack=False, horizontal=True,
-                 sort=False, x_label="", y_label="", height=60 + 28 * len(rows) * len({x["metric"] for x in timing}))
+def metric_chart(kind: str, title: str) -> None:
+    data = [{"metric": label, "configuration": r["configuration"], "value": r.get(key)}
+            for key, label, k in present if k == kind for r in rows if r.get(key) is not None]
+    if data:
+        st.markdown(title)
+        st.bar_chart(pd.DataFrame(data), x="metric", y="value", color="configuration", stack=False, horizontal=True,
+                     sort=False, x_label="", y_label="", height=60 + 28 * len(rows) * len({x["metric"] for x in data}))
+
+
+metric_chart("fraction", "**Quality (0-1, higher is better except 'Not covered' on answerable)**")
+metric_chart("seconds", "**Time per answer (seconds, lower is better)**")
 
 # one question, every configuration side by side
 st.markdown("**One question, side by side**")

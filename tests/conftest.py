@@ -14,6 +14,8 @@ SHARED_DOCS = ROOT.parent / "shared" / "docs"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from procs import stop_process  # noqa: E402
+
 import rag_ft  # noqa: E402,F401  (offline env before any model import)
 
 # The suite must pass with no network and no API key, whatever the developer's shell has.
@@ -123,11 +125,7 @@ def app_server(tmp_path_factory, chromium):
             time.sleep(0.3)
         yield base, data / "data"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
 
 
 @pytest.fixture(scope="session")

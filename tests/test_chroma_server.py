@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from procs import stop_process
 from test_documents import (  # noqa: F401  (collected here with the server settings)
     test_bad_files_fail_in_plain_words_and_stop_nothing,
     test_changed_file_embeds_only_new_content,
@@ -62,11 +63,7 @@ def chroma_server(tmp_path_factory):
                 time.sleep(0.3)
         yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
         from rag_ft.index import forget_clients
 
         forget_clients()
