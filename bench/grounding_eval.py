@@ -199,12 +199,15 @@ def record(questions: list[dict], path: Path) -> None:
           f"{metrics.percentile(times, 50) * 1000:.0f} ms, p95 {metrics.percentile(times, 95) * 1000:.0f} ms")
 
 
-def evaluate(questions: list[dict], retriever: object, k: int, adapter: Path, max_tokens: int) -> dict[str, list[Row]]:
+def evaluate(questions: list[dict], retriever: object, k: int, adapter: Path, max_tokens: int,
+             adapter_only: bool = False) -> dict[str, list[Row]]:
     load_runtime()
     configs = {
         LOCAL_CHAT_MODEL: LocalChatModel(max_new_tokens=max_tokens),
         MODEL_LABEL: LocalChatModel(adapter_dir=str(adapter), max_new_tokens=max_tokens),
     }
+    if adapter_only:
+        del configs[LOCAL_CHAT_MODEL]
     chains = {name: RagChain(m, retriever, k=k, model_label=name) for name, m in configs.items()}
     for chain in chains.values():
         chain.run(questions[0]["question"])  # warm-up (first generation and adapter load are slower)
@@ -225,6 +228,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="also write per-question results here")
     ap.add_argument("--record", type=Path, default=None, help="only retrieve, and save the passages here")
     ap.add_argument("--replay", type=Path, default=None, help="answer from passages saved by --record")
+    ap.add_argument("--adapter-only", action="store_true", help="skip the base model (quick iterations only)")
     args = ap.parse_args()
     questions = load_questions()
     if args.limit:
@@ -237,11 +241,11 @@ def main() -> None:
     k = load_settings(env={"RAG_FT_PROVIDER": "local"}).retrieval_k
     if args.replay:
         rows = evaluate(questions, RecordedRetriever(json.loads(args.replay.read_text(encoding="utf-8"))), k,
-                        args.adapter, args.max_tokens)
+                        args.adapter, args.max_tokens, args.adapter_only)
     else:
         with tempfile.TemporaryDirectory() as tmp:
             settings, retriever = live_retriever(tmp)
-            rows = evaluate(questions, retriever, settings.retrieval_k, args.adapter, args.max_tokens)
+            rows = evaluate(questions, retriever, settings.retrieval_k, args.adapter, args.max_tokens, args.adapter_only)
     summary = {name: summarize(r) for name, r in rows.items()}
     print_table(summary)
     if args.json:

@@ -42,12 +42,12 @@ SEED = 20261125
 VALIDATION_DOCS = ("kestrel_camera_manual.pdf", "larkspur_employee_guide.pdf")
 # Where the answer sits among the passages: 1 is the least common, so the model learns to look past it.
 POSITION_WEIGHTS = {1: 0.22, 2: 0.3, 3: 0.3, 4: 0.18}
-SECOND_PHRASING = 0.35  # chance that a fact with two phrasings gets a second single-passage example
-TWO_PASSAGE_SHARE = 0.18
-UNANSWERABLE_SHARE = 0.20
+SECOND_PHRASING = 0.15  # chance that a fact with two phrasings gets a second single-passage example
+TWO_PASSAGE_SHARE = 0.12
+UNANSWERABLE_SHARE = 0.25
 # Retrieved chunks are ~500 characters: a heading, then several paragraphs, the answer often in the middle.
 # So most passages start with their heading and carry a neighbouring section too.
-LONG_PASSAGE = 0.6  # chance a passage also carries the previous or next section
+LONG_PASSAGE = 0.4  # chance a passage also carries the previous or next section
 HEADING = 0.7  # chance a passage starts with its section heading, as chunks do
 LEADS = ("", "", "", "", "", "Quick question: ", "Can you tell me: ", "I need to know: ")
 
@@ -145,7 +145,7 @@ def parse_document(path: Path) -> Document:
         else:
             if section.facts or pending_q:
                 raise CorpusError(f"{where}: passage text after the questions")
-            section.text = f"{section.text} {line}".strip()
+            section.text = f"{section.text}\n{line}".strip()  # lines stay lines: lists and table rows
     if doc is None or not doc.sections:
         raise CorpusError(f"{path.name}: no sections")
     for s in doc.sections:
@@ -174,13 +174,20 @@ class Builder:
         self.docs = docs
         self.by_doc = {d.document: d for d in docs}
 
-    def passage(self, s: Section, allow_long: bool = True) -> Passage:
+    def passages(self, order: list[Section], allow_long: bool = True) -> list[Passage]:
+        """One passage per section; a neighbour joins only if no other passage shows it (chunks do not overlap)."""
+        shown = {x.key for x in order}
+        return [self.passage(x, allow_long, shown) for x in order]
+
+    def passage(self, s: Section, allow_long: bool = True, shown: set | None = None) -> Passage:
         doc = self.by_doc[s.document]
         i = doc.sections.index(s)
         parts = [(s, self.rng.random() < HEADING)]
+        shown = set() if shown is None else shown
         if allow_long and self.rng.random() < LONG_PASSAGE:
             j = i + self.rng.choice((-1, 1))
-            if 0 <= j < len(doc.sections):
+            if 0 <= j < len(doc.sections) and doc.sections[j].key not in shown:
+                shown.add(doc.sections[j].key)
                 neighbour = (doc.sections[j], True)
                 parts = [neighbour, *parts] if j < i else [*parts, neighbour]
         text = "\n\n".join(f"{x.title}\n\n{x.text}" if heading else x.text for x, heading in parts)
@@ -247,7 +254,7 @@ class Builder:
         pos = self.position(n)
         distract = self.distractors([s], pool, n - 1, cross_entity=self.rng.random() < 0.3)
         order = self.place([s], distract, [pos])
-        passages = [self.passage(x, allow_long=True) for x in order]
+        passages = self.passages(order)
         return GroundingExample("single", split, self.phrase(question), passages, cite(fact.answer, pos), [pos])
 
     def two(self, a: tuple[Section, Fact], b: tuple[Section, Fact], pool: list[Document], split: str) -> GroundingExample:
@@ -257,7 +264,7 @@ class Builder:
             pa, pb = pb, pa  # the first half of the question is not always in the earlier passage
         distract = self.distractors([a[0], b[0]], pool, n - 2, cross_entity=self.rng.random() < 0.3)
         order = self.place([a[0], b[0]], distract, [pa, pb])
-        passages = [self.passage(x, allow_long=self.apart(a[0], b[0])) for x in order]
+        passages = self.passages(order, allow_long=self.apart(a[0], b[0]))
         q1, q2 = self.rng.choice(a[1].questions), self.rng.choice(b[1].questions)
         question = f"{q1.rstrip('?')}, and {lower_wh(q2)}"
         answer = f"{cite(a[1].answer, pa)} {cite(b[1].answer, pb)}"
@@ -273,7 +280,7 @@ class Builder:
         else:
             # same entity, other topics: as in the app, where every passage comes from the user's documents
             chosen = self.distractors(targets, pool, n, cross_entity=False)
-        passages = [self.passage(x, allow_long=True) for x in chosen]
+        passages = self.passages(chosen)
         return GroundingExample("unanswerable", split, self.phrase(question), passages, NOT_COVERED, [])
 
 

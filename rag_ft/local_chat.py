@@ -110,6 +110,79 @@ class Runtime:
             yield self.base
 
 
+GENERATION_FILE = "generation.json"  # generation settings an adapter ships with, beside its weights
+
+
+@lru_cache(maxsize=32)
+def adapter_generation(adapter_dir: str | None) -> dict[str, Any]:
+    """Generation settings saved with an adapter (``generation.json``), e.g. ``{"repetition_penalty": 1.0}``.
+
+    The default repetition penalty keeps the bare model from looping, but transformers applies it to every
+    token already in the prompt, passages included: a model taught to copy facts from the passages is pushed
+    to alter them ("$8" became "£8"). So an adapter can say how it is meant to be served."""
+    if not adapter_dir:
+        return {}
+    path = Path(adapter_dir) / GENERATION_FILE
+    if not path.is_file():
+        return {}
+    import json
+
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return {k: data[k] for k in ("repetition_penalty", "decline") if k in data}
+
+
+class DeclineRule:
+    """Decide "answer or decline" once, on the whole probability of the decline sentence's first token.
+
+    Greedy decoding lets the decline token win whenever it is the single likeliest token, even at 25%,
+    because the probability of answering is spread over many possible first words. This rule declines
+    only when that token's probability reaches ``min_probability`` (chosen on the adapter's own validation
+    data, see grounding/calibrate.py), and then writes the decline sentence exactly; otherwise the answer
+    may not start with that token."""
+
+    def __init__(self, token_ids: list[int], min_probability: float, eos_id: int, prompt_len: int) -> None:
+        self.ids, self.min_probability, self.eos_id, self.prompt_len = token_ids, min_probability, eos_id, prompt_len
+        self.declining: bool | None = None
+        self.probability: float | None = None
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        step = input_ids.shape[1] - self.prompt_len
+        if step == 0:
+            self.probability = float(torch.softmax(scores[0].float(), -1)[self.ids[0]])
+            self.declining = self.probability >= self.min_probability
+            if not self.declining:
+                scores[:, self.ids[0]] = -float("inf")
+        if self.declining:
+            target = self.ids[step] if step < len(self.ids) else self.eos_id
+            forced = torch.full_like(scores, -float("inf"))
+            forced[:, target] = 0.0
+            return forced
+        return scores
+
+
+def decline_rule(adapter_dir: str | None, tokenizer: Any, prompt_len: int) -> DeclineRule | None:
+    rule = adapter_generation(adapter_dir).get("decline")
+    if not rule:
+        return None
+    ids = tokenizer(rule["text"], add_special_tokens=False)["input_ids"]
+    return DeclineRule(ids, float(rule["min_probability"]), tokenizer.eos_token_id, prompt_len)
+
+
+def first_token_probability(messages: list[dict[str, str]], text: str, adapter_dir: str | None = None) -> float:
+    """Probability that the model's answer to ``messages`` starts with the first token of ``text``."""
+    import torch
+
+    rt = load_runtime()
+    first = rt.tokenizer(text, add_special_tokens=False)["input_ids"][0]
+    inputs = rt.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                              return_dict=True)
+    with rt.lock, rt.model(adapter_dir) as model, torch.no_grad():
+        logits = model(**inputs).logits[0, -1].float()
+    return float(torch.softmax(logits, -1)[first])
+
+
 @lru_cache(maxsize=1)
 def load_runtime() -> Runtime:
     """Loaded once per process (~3 s tokenizer + ~11 s model on 2 cores, ~1 GB)."""
@@ -151,13 +224,14 @@ class LocalChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        from transformers import StoppingCriteriaList, TextIteratorStreamer
+        from transformers import LogitsProcessorList, StoppingCriteriaList, TextIteratorStreamer
 
         rt = load_runtime()
         inputs = rt.tokenizer.apply_chat_template(
             to_chat_dicts(messages), add_generation_prompt=True, return_tensors="pt", return_dict=True
         )
         prompt_tokens = int(inputs["input_ids"].shape[1])
+        rule = decline_rule(self.adapter_dir, rt.tokenizer, prompt_tokens)
         streamer = TextIteratorStreamer(rt.tokenizer, skip_prompt=True, skip_special_tokens=True)
         halt = _Stop()
         errors: list[BaseException] = []
@@ -169,9 +243,11 @@ class LocalChatModel(BaseChatModel):
                         **inputs,
                         max_new_tokens=int(kwargs.get("max_new_tokens", self.max_new_tokens)),
                         do_sample=False,
-                        repetition_penalty=self.repetition_penalty,
+                        repetition_penalty=float(adapter_generation(self.adapter_dir).get(
+                            "repetition_penalty", self.repetition_penalty)),
                         streamer=streamer,
                         stopping_criteria=StoppingCriteriaList([halt]),
+                        logits_processor=LogitsProcessorList([rule] if rule else []),
                         pad_token_id=rt.tokenizer.eos_token_id,
                     )
                 except BaseException as exc:  # surfaced to the caller below

@@ -141,10 +141,18 @@ def tokenize(record: dict[str, Any], tokenizer: Any, max_tokens: int = MAX_TOKEN
 
 
 def _batches(examples: list[Example], batch_size: int, rng: random.Random | None) -> list[list[Example]]:
+    """Shuffled batches of similar length (like transformers' group_by_length): a batch is padded to its
+    longest example, so grouping a shuffled window of 16 batches by length cuts the padded work."""
     order = list(range(len(examples)))
     if rng is not None:
         rng.shuffle(order)
-    return [[examples[j] for j in order[i : i + batch_size]] for i in range(0, len(order), batch_size)]
+        window = batch_size * 16
+        order = [j for w in range(0, len(order), window)
+                 for j in sorted(order[w : w + window], key=lambda j: len(examples[j].input_ids))]
+    batches = [[examples[j] for j in order[i : i + batch_size]] for i in range(0, len(order), batch_size)]
+    if rng is not None:
+        rng.shuffle(batches)
+    return batches
 
 
 def _collate(batch: list[Example], pad_id: int) -> dict[str, Any]:
@@ -157,6 +165,39 @@ def _collate(batch: list[Example], pad_id: int) -> dict[str, Any]:
     return {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(mask), "labels": torch.tensor(labels)}
 
 
+def use_bf16() -> bool:
+    """Train under bf16 autocast where the CPU has native bf16 (the same test as serving; LoRA weights and
+    optimizer state stay fp32). Measured on 2 AVX512-BF16 cores: 10.5 s vs 14.5 s a step of 4 x 600 tokens."""
+    from rag_ft.local_chat import serving_dtype
+
+    return serving_dtype() == "bfloat16"
+
+
+def answer_logits(model: Any, inputs: dict[str, Any]) -> tuple[Any, Any]:
+    """Logits (fp32) and labels at the answer positions only.
+
+    The loss covers the assistant tokens (~5-10% of a RAG prompt), so the output projection (49k
+    vocabulary x 576) runs only where a label exists instead of at every position: that layer is about
+    a fifth of the model's work on a full sequence."""
+    import torch
+
+    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    labels = inputs["labels"][:, 1:]
+    keep = labels != -100
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16()):
+        hidden = lm.model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).last_hidden_state
+        logits = lm.lm_head(hidden[:, :-1, :][keep])
+    return logits.float(), labels[keep]
+
+
+def answer_loss(model: Any, inputs: dict[str, Any]) -> Any:
+    """Mean cross-entropy over the answer tokens (the same value as the model's own loss with these labels)."""
+    import torch
+
+    logits, labels = answer_logits(model, inputs)
+    return torch.nn.functional.cross_entropy(logits, labels)
+
+
 def evaluate(model: Any, examples: list[Example], pad_id: int, batch_size: int = 4) -> tuple[float, float]:
     """Mean loss per assistant token and token accuracy (greedy next-token == label)."""
     import torch
@@ -165,15 +206,10 @@ def evaluate(model: Any, examples: list[Example], pad_id: int, batch_size: int =
     model.eval()
     with torch.no_grad():
         for batch in _batches(examples, batch_size, None):
-            inputs = _collate(batch, pad_id)
-            logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits
-            logits, labels = logits[:, :-1, :], inputs["labels"][:, 1:]
-            mask = labels != -100
-            loss = torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100, reduction="sum")
-            total_loss += float(loss)
-            total_correct += int(((logits.argmax(-1) == labels) & mask).sum())
-            total_tokens += int(mask.sum())
+            logits, labels = answer_logits(model, _collate(batch, pad_id))
+            total_loss += float(torch.nn.functional.cross_entropy(logits, labels, reduction="sum"))
+            total_correct += int((logits.argmax(-1) == labels).sum())
+            total_tokens += int(labels.numel())
     model.train()
     n = max(total_tokens, 1)
     return total_loss / n, total_correct / n
@@ -218,6 +254,7 @@ def train(
     model: Any = None,
     keep_base_copy: bool = False,
     threads: int | None = None,
+    init_adapter: str | Path | None = None,
 ) -> TrainResult:
     """Train a LoRA adapter on chat records and save it to ``out_dir`` (peft format).
 
@@ -226,6 +263,7 @@ def train(
     training stops, nothing is saved to ``out_dir`` and the result has ``stopped=True``.
     ``model`` may be a freshly loaded base model (it is modified); by default one is loaded.
     ``threads``: torch threads while training (default: ``pick_threads()``); restored afterwards.
+    ``init_adapter``: continue training this saved adapter (its rank and alpha) instead of a fresh one.
     """
     import torch
 
@@ -233,15 +271,16 @@ def train(
     torch.set_num_threads(threads or pick_threads())
     try:
         return _train(records, Path(out_dir), validation, epochs, batch_size, learning_rate, rank, alpha, dropout,
-                      seed, max_steps, on_step, should_stop, checkpoints, model, keep_base_copy)
+                      seed, max_steps, on_step, should_stop, checkpoints, model, keep_base_copy, init_adapter)
     finally:
         torch.set_num_threads(previous)
 
 
 def _train(records, out_dir, validation, epochs, batch_size, learning_rate, rank, alpha, dropout, seed,
-           max_steps, on_step, should_stop, checkpoints, model, keep_base_copy) -> TrainResult:  # noqa: ANN001
+           max_steps, on_step, should_stop, checkpoints, model, keep_base_copy,
+           init_adapter=None) -> TrainResult:  # noqa: ANN001
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig, PeftModel, get_peft_model
 
     t0 = time.perf_counter()
     torch.manual_seed(seed)
@@ -254,9 +293,12 @@ def _train(records, out_dir, validation, epochs, batch_size, learning_rate, rank
         return TrainResult(None, 0, 0, epochs, time.perf_counter() - t0, None, None, 0, stopped=True)
 
     base = model if model is not None else load_base(keep_copy=keep_base_copy)
-    config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=TARGET_MODULES,
-                        task_type="CAUSAL_LM")
-    peft_model = get_peft_model(base, config)
+    if init_adapter:
+        peft_model = PeftModel.from_pretrained(base, str(init_adapter), is_trainable=True)
+    else:
+        config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=TARGET_MODULES,
+                            task_type="CAUSAL_LM")
+        peft_model = get_peft_model(base, config)
     trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
     optimizer = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=learning_rate)
     n_total = total_steps(len(train_ex), epochs, batch_size, max_steps)
@@ -277,7 +319,7 @@ def _train(records, out_dir, validation, epochs, batch_size, learning_rate, rank
                 result.stopped = True
                 break
             inputs = _collate(batch, pad_id)
-            loss = peft_model(**inputs).loss
+            loss = answer_loss(peft_model, inputs)
             loss.backward()
             optimizer.step()
             scheduler.step()

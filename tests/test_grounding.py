@@ -41,7 +41,7 @@ def test_files_are_openai_chat_jsonl_and_match_the_generator(examples):
             roles = [m["role"] for m in row["messages"]]
             assert roles == ["system", "user", "assistant"], f"{path.name} line {n}: {roles}"
             assert all(isinstance(m["content"], str) and m["content"].strip() for m in row["messages"])
-    assert 250 <= len(examples) <= 400
+    assert 700 <= len(examples) <= 1000
 
 
 def test_prompt_is_build_messages_for_the_same_passages(examples):
@@ -58,7 +58,7 @@ def test_all_kinds_are_present_and_answers_cite_only_the_right_passages(examples
     assert {p for e in kinds["single"] for p in e.answer_positions} == {1, 2, 3, 4}
     assert len(kinds["two"]) >= 30
     share = len(kinds["unanswerable"]) / len(examples)
-    assert 0.15 <= share <= 0.25, share
+    assert 0.2 <= share <= 0.3, share
     for e in kinds["unanswerable"]:
         assert e.answer == NOT_COVERED and not MARKER.search(e.answer)
     for e in kinds["single"] + kinds["two"]:
@@ -70,6 +70,15 @@ def test_all_kinds_are_present_and_answers_cite_only_the_right_passages(examples
             assert support(sentence, e.passages[n - 1].text) >= 0.5, (sentence, e.passages[n - 1].text)
     for e in kinds["two"]:
         assert len(set(e.answer_positions)) == 2
+
+
+def test_passages_of_one_prompt_never_overlap(examples):
+    """Retrieved chunks do not repeat each other, so no section text shows twice in one prompt."""
+    docs = make_data.load_corpus()
+    texts = [s.text for d in docs for s in d.sections]
+    for e in examples:
+        shown = [t for p in e.passages for t in texts if t in p.text]
+        assert len(shown) == len(set(shown)), e.question
 
 
 def test_distractors_are_plausible(examples):
@@ -154,12 +163,12 @@ def test_adapter_is_committed_with_its_card():
 
 # A prompt the adapter never saw: its documents are neither in grounding/corpus nor in sample_docs.
 HELD_OUT = [
-    Passage("Pinecrest Pool opens at 6:30 on weekdays and at 8:00 on weekends. Lanes are reserved for "
-            "swim teams after 18:00.", "pinecrest_pool_rules.pdf", [2], "Opening times", 0, 0.6),
-    Passage("A Pinecrest Pool season ticket costs 150 euros for adults and 70 euros for children under 16. "
-            "Season tickets are sold from 1 May.", "pinecrest_pool_rules.pdf", [3], "Tickets", 1, 0.5),
-    Passage("Swimming caps are required in the Pinecrest Pool. Glass bottles are not allowed on the deck.",
-            "pinecrest_pool_rules.pdf", [4], "Pool rules", 2, 0.4),
+    Passage("Alderbrook Pool opens at 6:30 on weekdays and at 8:00 on weekends. Lanes are reserved for "
+            "swim teams after 18:00.", "alderbrook_pool_rules.pdf", [2], "Opening times", 0, 0.6),
+    Passage("A Alderbrook Pool season ticket costs 150 euros for adults and 70 euros for children under 16. "
+            "Season tickets are sold from 1 May.", "alderbrook_pool_rules.pdf", [3], "Tickets", 1, 0.5),
+    Passage("Swimming caps are required in the Alderbrook Pool. Glass bottles are not allowed on the deck.",
+            "alderbrook_pool_rules.pdf", [4], "Pool rules", 2, 0.4),
 ]
 
 
@@ -171,8 +180,62 @@ def test_adapter_answers_a_held_out_prompt_from_the_passages_with_a_valid_marker
     from rag_ft.local_chat import LocalChatModel
 
     model = LocalChatModel(adapter_dir=str(ADAPTER_DIR), max_new_tokens=48)  # shares the session runtime
-    msgs = build_messages("Are glass bottles allowed at Pinecrest Pool?", HELD_OUT)
+    msgs = build_messages("Are glass bottles allowed at Alderbrook Pool?", HELD_OUT)
     text = model.invoke([SystemMessage(msgs[0]["content"]), HumanMessage(msgs[1]["content"])]).content
     cited = markers_in(text)
     assert cited and set(cited) <= {1, 2, 3}, text
     assert support(MARKER.sub(" ", text), HELD_OUT[cited[0] - 1].text) >= 0.5, text
+
+
+def test_the_adapter_is_served_without_repetition_penalty_and_with_its_decline_rule(tmp_path):
+    """The adapter copies facts from the passages; its generation.json turns off the penalty that would
+    make it alter them, and carries the decline threshold chosen on the validation split. A folder
+    without that file keeps the defaults."""
+    from rag_ft.local_chat import adapter_generation
+
+    gen = adapter_generation(str(ADAPTER_DIR))
+    assert gen["repetition_penalty"] == 1.0
+    assert gen["decline"]["text"] == NOT_COVERED and 0.05 < gen["decline"]["min_probability"] < 0.95
+    assert adapter_generation(str(tmp_path)) == {}
+    assert adapter_generation(None) == {}
+
+
+def test_threshold_is_the_best_balanced_cut_in_the_widest_gap():
+    import calibrate
+
+    assert calibrate.best_threshold([0.1, 0.2], [0.8, 0.9]) == (0.5, 1.0)
+    # two cuts tie (one answerable wrong either way); the one in the wide gap wins, not a point between them
+    cut, balanced = calibrate.best_threshold([0.01, 0.105, 0.2, 0.36], [0.104, 0.357, 0.5, 0.8])
+    assert 0.2 < cut < 0.357 and balanced == pytest.approx((3 / 4 + 3 / 4) / 2)
+
+
+def test_decline_rule_forces_the_sentence_or_bans_its_first_token():
+    import torch
+
+    from rag_ft.local_chat import DeclineRule
+
+    ids, eos = [5, 6, 7], 0
+    prompt = torch.zeros((1, 4), dtype=torch.long)
+    sure = torch.full((1, 10), -5.0)
+    sure[0, 5] = 5.0  # the decline token is the likeliest by far
+    rule = DeclineRule(ids, 0.3, eos, prompt_len=4)
+    assert int(rule(prompt, sure.clone()).argmax()) == 5 and rule.declining
+    for step, want in enumerate([6, 7, eos], 1):  # then the exact sentence, then the end
+        out = rule(torch.zeros((1, 4 + step), dtype=torch.long), torch.zeros((1, 10)))
+        assert int(out.argmax()) == want and torch.isinf(out).sum() == 9
+    unsure = torch.zeros((1, 10))
+    unsure[0, 5] = 1.0  # likeliest single token, but only ~23% of the mass: answer instead
+    rule = DeclineRule(ids, 0.3, eos, prompt_len=4)
+    out = rule(prompt, unsure.clone())
+    assert not rule.declining and out[0, 5] == -float("inf") and 0.2 < rule.probability < 0.3
+
+
+def test_adapter_declines_when_the_passages_do_not_cover_the_question(local_chat):
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    from rag_ft.local_chat import LocalChatModel
+
+    model = LocalChatModel(adapter_dir=str(ADAPTER_DIR), max_new_tokens=24)
+    msgs = build_messages("Who is the head lifeguard at Alderbrook Pool?", HELD_OUT)
+    text = model.invoke([SystemMessage(msgs[0]["content"]), HumanMessage(msgs[1]["content"])]).content
+    assert text.strip() == NOT_COVERED

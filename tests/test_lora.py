@@ -57,3 +57,44 @@ def test_should_stop_saves_nothing(tmp_path):
                         keep_base_copy=True)
     assert result.stopped and result.steps == 2 and result.adapter_dir is None
     assert not (tmp_path / "a" / "adapter_model.safetensors").exists()
+
+
+def test_answer_loss_is_the_models_own_loss(monkeypatch):
+    """The trainer computes logits only at answer positions; the loss must equal the full forward's."""
+    import torch
+
+    monkeypatch.setenv("RAG_FT_LOCAL_DTYPE", "float32")
+    tok = lora.load_tokenizer()
+    examples = lora.prepare(style_records(3), tok)
+    inputs = lora._collate(examples, tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
+    model = lora.load_base(keep_copy=True).eval()
+    with torch.no_grad():
+        full = model(**inputs).loss.item()
+        ours = lora.answer_loss(model, inputs).item()
+    assert ours == pytest.approx(full, rel=1e-4)
+
+
+def test_batches_cover_every_example_once_and_group_lengths():
+    import random
+
+    examples = [lora.Example([1] * n, [-100] * n) for n in random.Random(1).sample(range(10, 400), 200)]
+    batches = lora._batches(examples, 4, random.Random(0))
+    assert sorted(id(e) for b in batches for e in b) == sorted(id(e) for e in examples)
+    padded = sum(max(len(e.input_ids) for e in b) * len(b) for b in batches)
+    ungrouped = [examples[i:i + 4] for i in range(0, 200, 4)]
+    assert padded < 0.8 * sum(max(len(e.input_ids) for e in b) * len(b) for b in ungrouped)
+    assert lora._batches(examples, 4, random.Random(0)) == batches  # seeded: the same every run
+
+
+def test_training_can_continue_a_saved_adapter(tmp_path):
+    """init_adapter starts from a saved adapter (the grounding adapter's second stage): on the same first
+    batch its loss is lower than a fresh adapter's."""
+    records = style_records(4)
+    first = lora.train(records, tmp_path / "a", epochs=2, batch_size=2, checkpoints=False, keep_base_copy=True)
+    continued, fresh = [], []
+    lora.train(records, tmp_path / "b", epochs=1, batch_size=2, checkpoints=False, keep_base_copy=True,
+               init_adapter=first.adapter_dir, on_step=continued.append)
+    lora.train(records, tmp_path / "c", epochs=1, batch_size=2, checkpoints=False, keep_base_copy=True,
+               on_step=fresh.append)
+    assert continued[0].train_loss < fresh[0].train_loss
+    assert (tmp_path / "b" / "adapter_model.safetensors").exists()
