@@ -127,6 +127,14 @@ def test_browser_question_answer_and_source_card(page, app_server, local_embeddi
         expect(card).to_contain_text(q["document"], timeout=180_000)
         card.click()
         expect(messages.nth(1).locator("mark").first).to_be_visible()
+        # on topic (so retrieval passes it to the model) but not in the documents: the default model, base +
+        # grounding adapter, says so itself
+        rows = [json.loads(line) for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()]
+        unanswered = next(x for x in rows if not x["answerable"] and "CEO" in x["question"])
+        box.fill(unanswered["question"])
+        box.press("Enter")
+        expect(messages).to_have_count(4, timeout=180_000)
+        expect(messages.nth(3)).to_contain_text(NOT_COVERED, timeout=180_000)
         page.screenshot(path=str(Path(data).parent / "chat.png"))
     finally:  # the server is shared by the session's browser tests: leave its index as it was
         for name, _ in sample_files():
