@@ -5,8 +5,8 @@ Run: .venv/bin/python grounding/calibrate.py   (`make grounding` runs it after t
 For each validation prompt, the adapter's probability that its answer starts with the not-covered sentence
 (rag_ft.local_chat.first_token_probability). The threshold is the cut that best separates unanswerable from
 answerable prompts (balanced accuracy: the mean of both recalls, since unanswerable prompts are the minority;
-ties go to the cut in the widest gap between scores). It is written to the adapter's generation.json, where the chat model reads it
-(rag_ft.local_chat.DeclineRule). Deterministic for a given adapter: no sampling.
+ties go to the cut in the widest gap between scores). It is written to the adapter's generation.json, where
+the chat model reads it (rag_ft.local_chat.DeclineRule). Deterministic for a given adapter: no sampling.
 """
 
 from __future__ import annotations
@@ -53,7 +53,6 @@ def main() -> None:
         p = first_token_probability(row["messages"][:2], NOT_COVERED, str(args.adapter))
         (unanswerable if row["messages"][2]["content"] == NOT_COVERED else answerable).append(p)
     threshold, balanced = best_threshold(answerable, unanswerable)
-    greedy_note = "decline when the not-covered token is the likeliest (plain greedy) is what this replaces"
     path = args.adapter / GENERATION_FILE
     config = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     config["decline"] = {
@@ -62,7 +61,7 @@ def main() -> None:
                        "answerable_declined": sum(x >= threshold for x in answerable),
                        "unanswerable_declined": sum(x >= threshold for x in unanswerable),
                        "balanced_accuracy": round(balanced, 3)},
-        "note": greedy_note,
+        "note": "decline when the not-covered token is the likeliest (plain greedy) is what this replaces",
     }
     path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     adapter_generation.cache_clear()
