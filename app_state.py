@@ -11,7 +11,7 @@ from pathlib import Path
 import streamlit as st
 
 import rag_ft  # noqa: F401  (offline env + SQLite swap before anything imports chromadb)
-from rag_ft.providers import ProviderStatus, get_chat_model, get_embeddings, provider_status
+from rag_ft.models.providers import ProviderStatus, get_chat_model, get_embeddings, provider_status
 from rag_ft.settings import Settings, SettingsError, load_settings
 
 
@@ -81,14 +81,14 @@ def sidebar(s: Settings) -> ProviderStatus:
 # ---- chat (the lead's section) ----
 @st.cache_resource(show_spinner="Loading the chat model (first use only)...")
 def cached_chat_model(s: Settings, choice):
-    from rag_ft.models import chat_model_for
+    from rag_ft.models.catalogue import chat_model_for
 
     return chat_model_for(s, choice)
 
 
 def collections(s: Settings) -> list[str]:
     try:
-        from rag_ft.documents import list_collections
+        from rag_ft.index.documents import list_collections
 
         names = list_collections(s)
     except Exception:
@@ -97,13 +97,13 @@ def collections(s: Settings) -> list[str]:
 
 
 def has_documents(s: Settings, collection: str) -> bool:
-    from rag_ft.documents import list_documents
+    from rag_ft.index.documents import list_documents
 
     return any(d.status == "indexed" for d in list_documents(s, collection))
 
 
 def retriever(s: Settings):
-    from rag_ft.retrieval import Retriever
+    from rag_ft.retrieval.hybrid import Retriever
 
     return Retriever(s, embeddings(s))
 
@@ -111,7 +111,7 @@ def retriever(s: Settings):
 def add_chat_example(s: Settings, question: str, answer: str, result) -> int | None:
     """A thumbs-up or edited answer becomes a draft training example (source: chat)."""
     try:
-        from rag_ft.examples import ExampleStore
+        from rag_ft.training.examples import ExampleStore
     except ImportError:
         return None
     passages = list(result.passages) if result is not None else []
@@ -122,7 +122,7 @@ def add_chat_example(s: Settings, question: str, answer: str, result) -> int | N
 @st.cache_resource(show_spinner="Loading the chat model (first use only)...")
 def eval_chat_model(s: Settings, choice, max_tokens: int):
     """A model for evaluation runs, with the run's answer length (short answers keep local runs quick)."""
-    from rag_ft.models import chat_model_for
+    from rag_ft.models.catalogue import chat_model_for
 
     return chat_model_for(s, choice, max_tokens=max_tokens)
 
@@ -135,8 +135,8 @@ def eval_store(s: Settings):
 
 def warm_up(s: Settings, model) -> None:
     """Load the local models behind a spinner, so an answer's timings do not include first-use loading."""
-    from rag_ft.local_chat import LocalChatModel, load_runtime
-    from rag_ft.local_embeddings import LocalEmbeddings, load_sentence_transformer
+    from rag_ft.models.local_chat import LocalChatModel, load_runtime
+    from rag_ft.models.local_embeddings import LocalEmbeddings, load_sentence_transformer
 
     if isinstance(embeddings(s), LocalEmbeddings) and load_sentence_transformer.cache_info().currsize == 0:
         with st.spinner("Loading the embedding model (first use only)..."):

@@ -18,11 +18,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag_ft.answer import RagChain  # noqa: E402
-from rag_ft.documents import load_sample_documents  # noqa: E402
-from rag_ft.local_chat import LocalChatModel, load_runtime  # noqa: E402
-from rag_ft.local_embeddings import LocalEmbeddings  # noqa: E402
-from rag_ft.retrieval import Retriever  # noqa: E402
+from rag_ft.chat.chain import RagChain  # noqa: E402
+from rag_ft.index.documents import load_sample_documents  # noqa: E402
+from rag_ft.models.local_chat import LocalChatModel, load_runtime  # noqa: E402
+from rag_ft.models.local_embeddings import LocalEmbeddings  # noqa: E402
+from rag_ft.retrieval.hybrid import Retriever  # noqa: E402
 from rag_ft.settings import load_settings  # noqa: E402
 
 

@@ -6,7 +6,7 @@ Held out: the adapter was trained on the fictional documents in grounding/corpus
 Every question of sample_docs/questions.jsonl goes through the real pipeline (sample documents indexed
 with MiniLM into Chroma, the hybrid Retriever, RagChain with the app's default k and relevance threshold);
 both models answer the same question one after the other, so they see the same passages and the same
-machine load. Metrics (rag_ft.metrics where one exists):
+machine load. Metrics (rag_ft.evaluation.metrics where one exists):
 - token F1: SQuAD token F1 of the answer (markers removed) against the reference answer (answerable only);
 - markers valid: share of answerable questions whose answer has >= 1 marker written by the model that
   points at a retrieved passage (markers the app attaches itself do not count);
@@ -38,12 +38,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag_ft import metrics  # noqa: E402
-from rag_ft.answer import AnswerResult, RagChain  # noqa: E402
-from rag_ft.citations import MARKER, content_words, support  # noqa: E402
-from rag_ft.grounding import ADAPTER_DIR, MODEL_LABEL, adapter_available  # noqa: E402
-from rag_ft.local_chat import LocalChatModel, load_runtime  # noqa: E402
-from rag_ft.passages import Passage  # noqa: E402
+from rag_ft.chat.chain import AnswerResult, RagChain  # noqa: E402
+from rag_ft.chat.citations import MARKER, content_words, support  # noqa: E402
+from rag_ft.evaluation import metrics  # noqa: E402
+from rag_ft.models.grounding import ADAPTER_DIR, MODEL_LABEL, adapter_available  # noqa: E402
+from rag_ft.models.local_chat import LocalChatModel, load_runtime  # noqa: E402
+from rag_ft.records import Passage  # noqa: E402
 from rag_ft.settings import LOCAL_CHAT_MODEL, load_settings  # noqa: E402
 
 QUESTIONS = ROOT / "sample_docs" / "questions.jsonl"
@@ -172,9 +172,9 @@ class RecordedRetriever:
 
 def live_retriever(tmp: str) -> tuple[object, object]:
     """Index sample_docs/ into a fresh data folder; the app's own settings (k, threshold, hybrid)."""
-    from rag_ft.documents import load_sample_documents
-    from rag_ft.local_embeddings import LocalEmbeddings
-    from rag_ft.retrieval import Retriever
+    from rag_ft.index.documents import load_sample_documents
+    from rag_ft.models.local_embeddings import LocalEmbeddings
+    from rag_ft.retrieval.hybrid import Retriever
 
     settings = load_settings(env={"RAG_FT_DATA_DIR": tmp, "RAG_FT_PROVIDER": "local"})
     emb = LocalEmbeddings()

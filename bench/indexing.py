@@ -19,8 +19,8 @@ import time
 from _common import synthetic_markdown, temp_settings
 
 from rag_ft import ingest
-from rag_ft.documents import index_files, sample_files
-from rag_ft.local_embeddings import LocalEmbeddings, load_sentence_transformer
+from rag_ft.index.documents import index_files, sample_files
+from rag_ft.models.local_embeddings import LocalEmbeddings, load_sentence_transformer
 
 
 def main() -> None:

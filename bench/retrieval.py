@@ -23,13 +23,13 @@ import time
 import numpy as np
 from _common import ROOT, WORDS, summary, synthetic_text, temp_settings
 
-import rag_ft.retrieval as retrieval
+import rag_ft.retrieval.hybrid as retrieval
 from rag_ft.db import connect, ensure_schema, transaction
-from rag_ft.documents import SCHEMA, _bump, load_sample_documents
-from rag_ft.index import VectorIndex
-from rag_ft.local_embeddings import LocalEmbeddings, load_sentence_transformer
-from rag_ft.providers import embedding_id
-from rag_ft.retrieval import Retriever, bm25_index
+from rag_ft.index.documents import SCHEMA, _bump, load_sample_documents
+from rag_ft.index.vectors import VectorIndex
+from rag_ft.models.local_embeddings import LocalEmbeddings, load_sentence_transformer
+from rag_ft.models.providers import embedding_id
+from rag_ft.retrieval.hybrid import Retriever, bm25_index
 
 QUESTIONS = ROOT / "sample_docs" / "questions.jsonl"
 

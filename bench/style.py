@@ -24,8 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag_ft import lora  # noqa: E402
-from rag_ft.jobs import parse_jsonl  # noqa: E402
+from rag_ft.training import lora  # noqa: E402
+from rag_ft.training.jobs import parse_jsonl  # noqa: E402
 
 SAMPLE = ROOT / "sample_docs" / "sample_dataset.jsonl"
 STYLE = re.compile(r"\[Source: [^\]\[]+, Section [^\]\[]+\]\s*$")
@@ -38,7 +38,7 @@ def follows_style(text: str) -> bool:
 def generate(adapter_dir: str | None, prompts: list[list[dict]], max_new_tokens: int) -> list[str]:
     from langchain_core.messages import HumanMessage, SystemMessage
 
-    from rag_ft.local_chat import LocalChatModel
+    from rag_ft.models.local_chat import LocalChatModel
 
     model = LocalChatModel(adapter_dir=adapter_dir, max_new_tokens=max_new_tokens)
     out = []

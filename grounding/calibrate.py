@@ -3,10 +3,10 @@
 Run: .venv/bin/python grounding/calibrate.py   (`make grounding` runs it after training)
 
 For each validation prompt, the adapter's probability that its answer starts with the not-covered sentence
-(rag_ft.local_chat.first_token_probability). The threshold is the cut that best separates unanswerable from
+(rag_ft.models.local_chat.first_token_probability). The threshold is the cut that best separates unanswerable from
 answerable prompts (balanced accuracy: the mean of both recalls, since unanswerable prompts are the minority;
 ties go to the cut in the widest gap between scores). It is written to the adapter's generation.json, where
-the chat model reads it (rag_ft.local_chat.DeclineRule). Deterministic for a given adapter: no sampling.
+the chat model reads it (rag_ft.models.local_chat.DeclineRule). Deterministic for a given adapter: no sampling.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from rag_ft.grounding import ADAPTER_DIR  # noqa: E402
-from rag_ft.local_chat import GENERATION_FILE, adapter_generation, first_token_probability  # noqa: E402
-from rag_ft.prompt import NOT_COVERED  # noqa: E402
+from rag_ft.chat.prompt import NOT_COVERED  # noqa: E402
+from rag_ft.models.grounding import ADAPTER_DIR  # noqa: E402
+from rag_ft.models.local_chat import GENERATION_FILE, adapter_generation, first_token_probability  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 

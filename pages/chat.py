@@ -3,8 +3,8 @@ import html
 import streamlit as st
 
 import app_state
-from rag_ft.answer import NO_DOCUMENTS, AnswerResult, ChainError, RagChain
-from rag_ft.models import available_models
+from rag_ft.chat.chain import NO_DOCUMENTS, AnswerResult, ChainError, RagChain
+from rag_ft.models.catalogue import available_models
 
 s = app_state.settings()
 st.title("Chat")

@@ -3,8 +3,8 @@ import streamlit as st
 
 import app_state
 from rag_ft import evaluation as ev
-from rag_ft.metrics import compile_style
-from rag_ft.models import available_models
+from rag_ft.evaluation.metrics import compile_style
+from rag_ft.models.catalogue import available_models
 
 s = app_state.settings()
 store = app_state.eval_store(s)
@@ -138,7 +138,7 @@ docs_ready = app_state.has_documents(s, collection) if uses_rag else True
 if uses_rag and not docs_ready:
     st.warning(f"Collection `{collection}` has no indexed documents, so RAG configurations cannot retrieve.")
     if st.button("Index the sample documents", key="eval_index_samples", icon=":material/upload_file:"):
-        from rag_ft.documents import load_sample_documents
+        from rag_ft.index.documents import load_sample_documents
 
         with st.status("Indexing the sample documents...") as status:
             bar = st.progress(0.0)
@@ -156,7 +156,7 @@ def make_evaluator() -> ev.Evaluator:
     retriever = app_state.retriever(s) if uses_rag else None
     judge_model = None
     if judge and s.has_api_key:
-        from rag_ft.providers import get_chat_model
+        from rag_ft.models.providers import get_chat_model
 
         judge_model = get_chat_model(s)
     return ev.Evaluator(

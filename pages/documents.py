@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 import app_state
-from rag_ft.documents import (
+from rag_ft.index.documents import (
     check_embedding,
     delete_document,
     document_chunks,
@@ -16,7 +16,7 @@ from rag_ft.documents import (
     reindex_document,
     sample_files,
 )
-from rag_ft.index import EmbeddingMismatch, IndexProblem
+from rag_ft.index.vectors import EmbeddingMismatch, IndexProblem
 
 ICONS = {"indexed": ":material/check_circle:", "updated": ":material/sync:", "unchanged": ":material/done_all:",
          "failed": ":material/error:"}

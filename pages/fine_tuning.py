@@ -5,10 +5,10 @@ import pandas as pd
 import streamlit as st
 
 import app_state
-from rag_ft import finetune_local
-from rag_ft import finetune_openai as fo
-from rag_ft.jobs import Job, JobStore, iso, parse_jsonl
 from rag_ft.settings import LOCAL_CHAT_MODEL
+from rag_ft.training.backends import local as finetune_local
+from rag_ft.training.backends import openai as fo
+from rag_ft.training.jobs import Job, JobStore, iso, parse_jsonl
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_docs" / "sample_dataset.jsonl"
 BADGES = {"validating_files": ":blue-badge[validating files]", "queued": ":gray-badge[queued]",
@@ -33,7 +33,7 @@ def badge(status: str) -> str:
 # ---------------------------------------------------------------- data for a new job
 def approved_records() -> tuple[list[dict], list[dict], str | None]:
     try:
-        from rag_ft.examples import ExampleStore
+        from rag_ft.training.examples import ExampleStore
     except ImportError:
         return [], [], "The training data store is not available in this build."
     ex = ExampleStore(s.db_path)
@@ -51,7 +51,7 @@ def local_estimate(records: list[dict], epochs: int, batch: int, max_steps: int)
     if max_steps:
         steps = min(steps, max_steps)
     try:
-        from rag_ft.dataset import estimate
+        from rag_ft.training.dataset import estimate
 
         est = estimate(records, LOCAL_CHAT_MODEL, epochs)
         full_steps = epochs * math.ceil(len(records) / max(batch, 1))
@@ -141,7 +141,7 @@ with st.expander("New fine-tuning job", expanded=not store.list(), icon=":materi
                              f"computer is busy)" + (f", {toks:,} training tokens" if toks else "") + " · free")
         else:
             try:
-                from rag_ft.dataset import estimate
+                from rag_ft.training.dataset import estimate
 
                 est = estimate(records, base, int(epochs))
                 cost = f"about ${est.cost_usd:.2f}" if est.cost_usd is not None else "price unknown"
@@ -213,7 +213,7 @@ def overfitting_hint(metrics) -> str | None:
 
 
 def chat_label(job: Job) -> str | None:
-    from rag_ft.models import available_models
+    from rag_ft.models.catalogue import available_models
 
     for c in available_models(s):
         if (job.adapter_dir and c.adapter_dir == job.adapter_dir) or (job.result_model and c.model == job.result_model

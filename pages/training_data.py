@@ -13,9 +13,9 @@ import pandas as pd
 import streamlit as st
 
 import app_state
-from rag_ft import dataset, generate
-from rag_ft.examples import SOURCES, SPLITS, STATUSES, ExampleError, ExampleStore
-from rag_ft.tokens import TokenizerUnavailable
+from rag_ft.training import dataset, generate
+from rag_ft.training.examples import SOURCES, SPLITS, STATUSES, ExampleError, ExampleStore
+from rag_ft.training.tokens import TokenizerUnavailable
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_docs" / "sample_dataset.jsonl"
 PROBLEM_FILTERS = ["All", "No problem", "Any problem", "Errors", "Warnings", "Stale"]

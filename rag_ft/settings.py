@@ -12,6 +12,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+# the repository root: sample_docs/, models/ (the grounding adapter) live there
+ROOT = Path(__file__).resolve().parent.parent
+
 PROVIDERS = ("auto", "local", "openai")
 
 LOCAL_CHAT_MODEL = "SmolLM2-135M-Instruct"

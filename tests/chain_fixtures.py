@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rag_ft.passages import Passage
+from rag_ft.records import Passage
 
 TEXTS = [
     ("Refunds are issued within 14 days of a cancellation request. Refunds go back to the original card.",

@@ -41,7 +41,7 @@ def settings(data_dir: Path):
 @pytest.fixture(scope="session")
 def local_embeddings():
     """The real MiniLM model, loaded once for the session."""
-    from rag_ft.local_embeddings import LocalEmbeddings, load_sentence_transformer
+    from rag_ft.models.local_embeddings import LocalEmbeddings, load_sentence_transformer
 
     load_sentence_transformer()
     return LocalEmbeddings()
@@ -50,7 +50,7 @@ def local_embeddings():
 @pytest.fixture(scope="session")
 def local_chat():
     """The real SmolLM2 model, loaded once for the session (short answers keep tests fast)."""
-    from rag_ft.local_chat import LocalChatModel, load_runtime
+    from rag_ft.models.local_chat import LocalChatModel, load_runtime
 
     load_runtime()
     return LocalChatModel(max_new_tokens=48)

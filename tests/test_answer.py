@@ -4,9 +4,9 @@ import pytest
 from chain_fixtures import ListRetriever
 from fake_openai import GOOD_KEY, Response
 
-from rag_ft.answer import ChainError, RagChain, condense_question, sanitize
-from rag_ft.prompt import NOT_COVERED, SYSTEM_PROMPT
-from rag_ft.providers import get_chat_model
+from rag_ft.chat.chain import ChainError, RagChain, condense_question, sanitize
+from rag_ft.chat.prompt import NOT_COVERED, SYSTEM_PROMPT
+from rag_ft.models.providers import get_chat_model
 from rag_ft.settings import Settings
 
 

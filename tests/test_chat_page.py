@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 from streamlit.testing.v1 import AppTest
 from ui import goto_page, wait_idle
 
-from rag_ft.prompt import NOT_COVERED
+from rag_ft.chat.prompt import NOT_COVERED
 
 APP = "../app.py"
 QUESTIONS = Path(__file__).resolve().parent.parent / "sample_docs" / "questions.jsonl"
@@ -31,7 +31,7 @@ def clear_caches():
 @pytest.fixture(scope="module")
 def sample_index(tmp_path_factory, local_embeddings):
     """sample_docs indexed once for the module (parsing + embedding takes ~30 s on 2 cores)."""
-    from rag_ft.documents import load_sample_documents
+    from rag_ft.index.documents import load_sample_documents
     from rag_ft.settings import load_settings
 
     folder = tmp_path_factory.mktemp("sample-index") / "data"
@@ -86,7 +86,7 @@ def test_off_topic_question_is_not_covered(indexed, local_chat):
 
 
 def test_thumbs_up_sends_the_answer_to_training_data(indexed, local_chat):
-    from rag_ft.examples import ExampleStore
+    from rag_ft.training.examples import ExampleStore
 
     at = open_chat()
     at.chat_input[0].set_value(first_question()["question"]).run()
@@ -107,7 +107,7 @@ def test_new_chat_clears_the_conversation(indexed, local_chat):
 
 @pytest.mark.browser
 def test_browser_question_answer_and_source_card(page, app_server, local_embeddings):
-    from rag_ft.documents import delete_document, load_sample_documents, sample_files
+    from rag_ft.index.documents import delete_document, load_sample_documents, sample_files
     from rag_ft.settings import load_settings
 
     base, data = app_server

@@ -1,6 +1,6 @@
 """The index and document-store tests again, against a real Chroma server (`chroma run`) on 127.0.0.1.
 
-Same code path as the app with CHROMA_HOST set: rag_ft.index opens a ``chromadb.HttpClient``. The test
+Same code path as the app with CHROMA_HOST set: rag_ft.index.vectors opens a ``chromadb.HttpClient``. The test
 functions are imported from test_index.py and test_documents.py; the ``settings`` fixture below points them at
 the server (pytest resolves fixtures in the module that collects a test).
 """
@@ -64,7 +64,7 @@ def chroma_server(tmp_path_factory):
         yield port
     finally:
         stop_process(proc)
-        from rag_ft.index import forget_clients
+        from rag_ft.index.vectors import forget_clients
 
         forget_clients()
 
@@ -72,7 +72,7 @@ def chroma_server(tmp_path_factory):
 @pytest.fixture
 def settings(data_dir, chroma_server):
     """Local models and a per-test data folder (SQLite), vectors on the server; emptied after each test."""
-    from rag_ft.index import chroma_client
+    from rag_ft.index.vectors import chroma_client
     from rag_ft.settings import load_settings
 
     s = load_settings(env={"RAG_FT_DATA_DIR": str(data_dir), "RAG_FT_PROVIDER": "local",
@@ -84,9 +84,9 @@ def settings(data_dir, chroma_server):
 
 
 def test_the_server_really_holds_the_vectors(settings, local_embeddings, chroma_server):
-    from rag_ft.documents import index_files
-    from rag_ft.index import chroma_name
-    from rag_ft.retrieval import Retriever
+    from rag_ft.index.documents import index_files
+    from rag_ft.index.vectors import chroma_name
+    from rag_ft.retrieval.hybrid import Retriever
 
     index_files(settings, local_embeddings, [("faq.txt", b"Two-factor codes expire after 30 seconds.")])
     assert not settings.chroma_dir.exists()  # nothing embedded in the data folder
@@ -99,7 +99,7 @@ def test_the_server_really_holds_the_vectors(settings, local_embeddings, chroma_
 
 
 def test_an_unreachable_server_is_named_with_the_fix(data_dir):
-    from rag_ft.index import IndexProblem, VectorIndex
+    from rag_ft.index.vectors import IndexProblem, VectorIndex
     from rag_ft.settings import load_settings
 
     s = load_settings(env={"RAG_FT_DATA_DIR": str(data_dir), "CHROMA_HOST": "127.0.0.1",

@@ -1,7 +1,7 @@
 """Citation mapping and verification on hand-written answers."""
 
-from rag_ft.citations import check, markers_in, support
-from rag_ft.passages import Passage
+from rag_ft.chat.citations import check, markers_in, support
+from rag_ft.records import Passage
 
 
 def P(text, doc="guide.pdf", pages=(1,)):

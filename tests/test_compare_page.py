@@ -90,7 +90,7 @@ def test_bad_format_regex_blocks_the_run():
 def test_new_user_flow_sample_set_sample_documents_four_configurations(local_chat, local_embeddings):
     """The issue's "done when": pick the sample set, index the sample documents, run the four configurations."""
     from rag_ft.evaluation import default_configs
-    from rag_ft.models import available_models
+    from rag_ft.models.catalogue import available_models
 
     s = load_settings()
     expected = [c.label for c in default_configs(available_models(s))]  # 4 with the grounding adapter, else 2
@@ -233,8 +233,8 @@ def test_openai_run_with_cost_and_judge(fake_openai):
     """With a key: OpenAI models (the fake server), token cost from the price table, the LLM judge labelled."""
     import fake_openai as fake_module
 
-    from rag_ft.documents import index_files
-    from rag_ft.providers import get_embeddings
+    from rag_ft.index.documents import index_files
+    from rag_ft.models.providers import get_embeddings
 
     def chat(fake, req, match):  # the judge gets scores, the answering model gets an answer
         graded = "You grade an answer" in json.dumps(req.json.get("messages"))

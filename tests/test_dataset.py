@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from rag_ft import dataset, tokens
 from rag_ft.settings import LOCAL_CHAT_MODEL
+from rag_ft.training import dataset, tokens
 
 GPT = "gpt-4o-mini-2024-07-18"
 

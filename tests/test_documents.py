@@ -15,7 +15,7 @@ import pytest
 from documents_fixtures import markdown
 
 from rag_ft.db import connect
-from rag_ft.documents import (
+from rag_ft.index.documents import (
     check_embedding,
     delete_document,
     document_chunks,
@@ -29,8 +29,8 @@ from rag_ft.documents import (
     reindex_document,
     sample_files,
 )
-from rag_ft.index import EmbeddingMismatch, VectorIndex
-from rag_ft.retrieval import Retriever
+from rag_ft.index.vectors import EmbeddingMismatch, VectorIndex
+from rag_ft.retrieval.hybrid import Retriever
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -154,8 +154,9 @@ import os, signal, sys
 sys.path.insert(0, sys.argv[1])
 import rag_ft
 from rag_ft.settings import load_settings
-from rag_ft.local_embeddings import LocalEmbeddings
-from rag_ft import documents, index
+from rag_ft.models.local_embeddings import LocalEmbeddings
+from rag_ft.index import documents
+from rag_ft.index import vectors as index
 
 where = sys.argv[2]
 calls = {"n": 0}

@@ -69,7 +69,7 @@ def test_upload_index_search_reupload_delete(local_embeddings):
     assert table.loc["billing.md", "Result"] == "unchanged" and table.loc["api.txt", "Result"] == "unchanged"
     assert table.loc["api.txt", "Newly embedded"] == 0
 
-    from rag_ft.documents import document_id
+    from rag_ft.index.documents import document_id
 
     at.button(key=f"delete_{document_id('default', 'api.txt')}").click().run()
     assert "Indexed documents (1)" in [h.value for h in at.subheader]
@@ -78,7 +78,7 @@ def test_upload_index_search_reupload_delete(local_embeddings):
 
 
 def test_chunk_viewer_and_sample_documents(settings, local_embeddings):
-    from rag_ft.documents import index_files, sample_files
+    from rag_ft.index.documents import index_files, sample_files
 
     index_files(settings, local_embeddings, [("guide.md", markdown(3))])
     at = _page()
@@ -92,8 +92,8 @@ def test_chunk_viewer_and_sample_documents(settings, local_embeddings):
 
 
 def test_mismatched_collection_offers_one_click_reembed(settings, local_embeddings, monkeypatch):
-    from rag_ft.documents import index_files
-    from rag_ft.providers import embedding_id
+    from rag_ft.index.documents import index_files
+    from rag_ft.models.providers import embedding_id
 
     index_files(settings, local_embeddings, [("guide.md", markdown(2))])
     monkeypatch.setenv("RAG_FT_EMBEDDING_MODEL", "all-MiniLM-L6-v2-renamed")  # another vector space's name
@@ -102,7 +102,7 @@ def test_mismatched_collection_offers_one_click_reembed(settings, local_embeddin
     assert not at.file_uploader  # nothing else until re-embedded
     at.button(key="reembed_btn").click().run()
     assert not at.exception and not at.error
-    from rag_ft.index import VectorIndex
+    from rag_ft.index.vectors import VectorIndex
     from rag_ft.settings import load_settings
 
     assert VectorIndex(load_settings()).built_with() == embedding_id(load_settings()) == "local:all-MiniLM-L6-v2-renamed"
@@ -145,7 +145,7 @@ def test_browser_upload_search_reupload_delete(page, app_server):
     expect(api_hit).to_be_visible()
     wait_idle(page)
 
-    from rag_ft.documents import document_id
+    from rag_ft.index.documents import document_id
 
     page.locator(f".st-key-delete_{document_id('default', 'api.txt')}").get_by_role("button").click()
     expect(page.get_by_text("Indexed documents (1)")).to_be_visible()

@@ -5,6 +5,7 @@ import json
 import pytest
 from fake_openai import GOOD_KEY
 
+from rag_ft.chat.prompt import NOT_COVERED
 from rag_ft.evaluation import (
     SAMPLE_QUESTIONS,
     SAMPLE_SET_NAME,
@@ -32,10 +33,9 @@ from rag_ft.evaluation import (
     score_answer,
     summary_table,
 )
-from rag_ft.metrics import compile_style
-from rag_ft.models import ModelChoice
-from rag_ft.prompt import NOT_COVERED
-from rag_ft.providers import get_chat_model
+from rag_ft.evaluation.metrics import compile_style
+from rag_ft.models.catalogue import ModelChoice
+from rag_ft.models.providers import get_chat_model
 from rag_ft.settings import Settings
 
 
@@ -115,7 +115,7 @@ def test_sample_set_imports_once(store):
 
 def test_sets_derived_from_training_examples(settings):
     from rag_ft.db import connect
-    from rag_ft.examples import ExampleStore
+    from rag_ft.training.examples import ExampleStore
 
     conn = connect(settings.db_path)  # the documents' chunk table, as the Documents page writes it
     conn.execute("CREATE TABLE IF NOT EXISTS chunks (id TEXT PRIMARY KEY, document_id TEXT, collection TEXT, "
@@ -263,10 +263,10 @@ def test_inference_prices():
 @pytest.mark.slow
 def test_full_run_over_the_sample_documents_produces_every_metric(settings, local_chat, local_embeddings):
     """3 answerable questions with known pages + 1 unanswerable, four configurations, real local models."""
-    from rag_ft.documents import load_sample_documents
     from rag_ft.evaluation import aggregate
-    from rag_ft.models import available_models, chat_model_for
-    from rag_ft.retrieval import Retriever
+    from rag_ft.index.documents import load_sample_documents
+    from rag_ft.models.catalogue import available_models, chat_model_for
+    from rag_ft.retrieval.hybrid import Retriever
 
     if not SAMPLE_QUESTIONS.exists():
         pytest.skip("sample_docs/questions.jsonl is not there yet")

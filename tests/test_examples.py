@@ -2,9 +2,9 @@
 
 import pytest
 
-from rag_ft.examples import ExampleError, ExampleStore
-from rag_ft.passages import Passage
-from rag_ft.prompt import SYSTEM_PROMPT
+from rag_ft.chat.prompt import SYSTEM_PROMPT
+from rag_ft.records import Passage
+from rag_ft.training.examples import ExampleError, ExampleStore
 
 
 def _msgs(q="How do I reset the hub?", a="Hold the button for 10 s. [Source: manual.md, Section 2.1]"):

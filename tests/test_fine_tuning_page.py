@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from streamlit.testing.v1 import AppTest
 from ui import goto_page, wait_idle
 
-from rag_ft.jobs import JobStore, Metric
+from rag_ft.training.jobs import JobStore, Metric
 
 APP = "../app.py"
 PAGE = "pages/fine_tuning.py"

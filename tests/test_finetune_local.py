@@ -7,8 +7,8 @@ import time
 import pytest
 from ft_fixtures import jsonl, style_records
 
-from rag_ft import finetune_local
-from rag_ft.jobs import JobStore, list_tuned_models
+from rag_ft.training.backends import local as finetune_local
+from rag_ft.training.jobs import JobStore, list_tuned_models
 
 pytestmark = pytest.mark.slow
 TINY = {"epochs": 2, "batch_size": 2, "max_steps": 3, "seed": 1}
@@ -53,7 +53,7 @@ def test_local_job_from_create_to_succeeded(settings, local_chat):
     # the adapter answers through the chat chain's model factory
     from langchain_core.messages import HumanMessage
 
-    from rag_ft.models import available_models, chat_model_for
+    from rag_ft.models.catalogue import available_models, chat_model_for
 
     choice = next(c for c in available_models(settings) if c.adapter_dir == model.adapter_dir)
     answer = chat_model_for(settings, choice, max_tokens=16).invoke([HumanMessage("What does rule 2 say?")])

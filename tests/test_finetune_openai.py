@@ -7,8 +7,8 @@ from fake_openai import GOOD_KEY
 from fake_openai_ft import install
 from ft_fixtures import jsonl, style_records
 
-from rag_ft import finetune_openai as fo
-from rag_ft.jobs import JobStore, list_tuned_models
+from rag_ft.training.backends import openai as fo
+from rag_ft.training.jobs import JobStore, list_tuned_models
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@ with the real local model over a really indexed document keeps provenance and tu
 
 import pytest
 
-from rag_ft import generate
-from rag_ft.examples import ExampleStore
+from rag_ft.training import generate
+from rag_ft.training.examples import ExampleStore
 
 CHUNK = generate.SourceChunk(
     id="c1", document_id="d1", collection="default", document="hub_manual.md", chunk_index=0, hash="h1",
@@ -101,7 +101,7 @@ Hold the reset button for ten seconds until the light blinks orange. The hub kee
 
 @pytest.mark.slow
 def test_generation_with_local_model_keeps_provenance_and_goes_stale(settings, local_embeddings, local_chat):
-    from rag_ft import documents
+    from rag_ft.index import documents
 
     out = documents.index_files(settings, local_embeddings, [("hub_manual.md", DOC_V1)])
     assert out[0].status != "failed", out[0].message

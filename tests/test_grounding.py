@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from rag_ft.citations import MARKER, markers_in, support
-from rag_ft.grounding import ADAPTER_DIR, MODEL_LABEL, adapter_available
-from rag_ft.passages import Passage
-from rag_ft.prompt import NOT_COVERED, SYSTEM_PROMPT, build_messages
+from rag_ft.chat.citations import MARKER, markers_in, support
+from rag_ft.chat.prompt import NOT_COVERED, SYSTEM_PROMPT, build_messages
+from rag_ft.models.grounding import ADAPTER_DIR, MODEL_LABEL, adapter_available
+from rag_ft.records import Passage
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "grounding"))
@@ -45,7 +45,7 @@ def test_files_are_openai_chat_jsonl_and_match_the_generator(examples):
 
 
 def test_prompt_is_build_messages_for_the_same_passages(examples):
-    """Training prompts are the serving prompt: the data cannot drift from rag_ft.prompt."""
+    """Training prompts are the serving prompt: the data cannot drift from rag_ft.chat.prompt."""
     for e in examples:
         assert e.messages[:2] == build_messages(e.question, e.passages)
         assert e.messages[0]["content"] == SYSTEM_PROMPT
@@ -177,7 +177,7 @@ def test_adapter_answers_a_held_out_prompt_from_the_passages_with_a_valid_marker
     passage it cites, with a valid [n]. (The base model writes no marker at all: 0% in the evaluation.)"""
     from langchain_core.messages import HumanMessage, SystemMessage
 
-    from rag_ft.local_chat import LocalChatModel
+    from rag_ft.models.local_chat import LocalChatModel
 
     model = LocalChatModel(adapter_dir=str(ADAPTER_DIR), max_new_tokens=48)  # shares the session runtime
     msgs = build_messages("Are glass bottles allowed at Alderbrook Pool?", HELD_OUT)
@@ -191,7 +191,7 @@ def test_the_adapter_is_served_without_repetition_penalty_and_with_its_decline_r
     """The adapter copies facts from the passages; its generation.json turns off the penalty that would
     make it alter them, and carries the decline threshold chosen on the validation split. A folder
     without that file keeps the defaults."""
-    from rag_ft.local_chat import adapter_generation
+    from rag_ft.models.local_chat import adapter_generation
 
     gen = adapter_generation(str(ADAPTER_DIR))
     assert gen["repetition_penalty"] == 1.0
@@ -212,7 +212,7 @@ def test_threshold_is_the_best_balanced_cut_in_the_widest_gap():
 def test_decline_rule_forces_the_sentence_or_bans_its_first_token():
     import torch
 
-    from rag_ft.local_chat import DeclineRule
+    from rag_ft.models.local_chat import DeclineRule
 
     ids, eos = [5, 6, 7], 0
     prompt = torch.zeros((1, 4), dtype=torch.long)
@@ -233,7 +233,7 @@ def test_decline_rule_forces_the_sentence_or_bans_its_first_token():
 def test_adapter_declines_when_the_passages_do_not_cover_the_question(local_chat):
     from langchain_core.messages import HumanMessage, SystemMessage
 
-    from rag_ft.local_chat import LocalChatModel
+    from rag_ft.models.local_chat import LocalChatModel
 
     model = LocalChatModel(adapter_dir=str(ADAPTER_DIR), max_new_tokens=24)
     msgs = build_messages("Who is the head lifeguard at Alderbrook Pool?", HELD_OUT)

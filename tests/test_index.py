@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rag_ft.index import EmbeddingMismatch, VectorIndex, chroma_name
+from rag_ft.index.vectors import EmbeddingMismatch, VectorIndex, chroma_name
 
 
 @given(st.text(min_size=1, max_size=80))

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rag_ft.ingest import SUPPORTED_EXTENSIONS, ParseResult, parse, supported
-from rag_ft.passages import content_hash
+from rag_ft.records import content_hash
 
 DOCS = Path(__file__).resolve().parent.parent.parent / "shared" / "docs"
 FILES = sorted(p.name for p in DOCS.iterdir()) if DOCS.is_dir() else ["<missing>"]

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from ft_fixtures import jsonl, style_records
 
-from rag_ft.jobs import JobStore, Metric, list_tuned_models, parse_jsonl
+from rag_ft.training.jobs import JobStore, Metric, list_tuned_models, parse_jsonl
 
 
 def test_create_freezes_the_data_with_hash(settings):

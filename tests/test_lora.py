@@ -4,7 +4,7 @@ import pytest
 from ft_fixtures import style_records
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from rag_ft import lora
+from rag_ft.training import lora
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +38,7 @@ def test_train_few_steps_then_chat_with_adapter(tmp_path, local_chat):
     assert steps[-1].train_loss < steps[0].train_loss  # it learns
     assert len(stops) >= 4  # polled before every step
     assert (tmp_path / "adapter" / "adapter_model.safetensors").exists()
-    from rag_ft.local_chat import LocalChatModel
+    from rag_ft.models.local_chat import LocalChatModel
 
     tuned = LocalChatModel(adapter_dir=result.adapter_dir, max_new_tokens=24)
     answer = tuned.invoke([SystemMessage("Answer from the context and cite the source."),

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from rag_ft.metrics import (
+from rag_ft.evaluation.metrics import (
     Ref,
     citation_precision,
     citation_recall,

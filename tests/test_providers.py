@@ -3,7 +3,7 @@ import pytest
 from fake_openai import GOOD_KEY
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from rag_ft.providers import get_chat_model, get_embeddings, provider_status
+from rag_ft.models.providers import get_chat_model, get_embeddings, provider_status
 from rag_ft.settings import Settings, SettingsError
 
 
@@ -16,8 +16,8 @@ def test_local_embeddings_really_embed(local_embeddings):
 
 
 def test_local_provider_is_default(settings):
-    from rag_ft.local_chat import LocalChatModel
-    from rag_ft.local_embeddings import LocalEmbeddings
+    from rag_ft.models.local_chat import LocalChatModel
+    from rag_ft.models.local_embeddings import LocalEmbeddings
 
     assert isinstance(get_embeddings(settings), LocalEmbeddings)
     assert isinstance(get_chat_model(settings), LocalChatModel)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from documents_fixtures import markdown
 
-from rag_ft.documents import delete_document, index_files
-from rag_ft.retrieval import K1, B, BM25Index, Retriever, bm25_index, tokenize
+from rag_ft.index.documents import delete_document, index_files
+from rag_ft.retrieval.hybrid import K1, B, BM25Index, Retriever, bm25_index, tokenize
 
 SUPPORT = [
     ("billing.md", b"# Billing FAQ\n\n## Refunds\n\nRefunds for annual plans are paid back within 14 days of the "

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from rag_ft.examples import ExampleStore
 from rag_ft.settings import load_settings
+from rag_ft.training.examples import ExampleStore
 
 APP = "../app.py"
 PAGE = "pages/training_data.py"

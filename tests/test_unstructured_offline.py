@@ -1,4 +1,4 @@
-from rag_ft.unstructured_offline import apply
+from rag_ft.ingest.unstructured_offline import apply
 
 
 def test_text_pdf_yields_text_offline(shared_docs):

@@ -1,4 +1,4 @@
-"""The local training process: ``python -m rag_ft.train_worker <job_id> <db_path>``.
+"""The local training process: ``python -m rag_ft.training.worker <job_id> <db_path>``.
 
 It runs apart from the Streamlit server (own session, so a page reload or a server restart does not
 touch it) and reports only through the job store: status, events, per-step metrics, the validation
@@ -17,7 +17,7 @@ import traceback
 from pathlib import Path
 
 from rag_ft import offline  # noqa: F401
-from rag_ft.jobs import JobStore, Metric, parse_jsonl
+from rag_ft.training.jobs import JobStore, Metric, parse_jsonl
 
 HEARTBEAT_S = 2.0
 
@@ -76,7 +76,7 @@ def run(job_id: str, db_path: str) -> int:
 
 
 def _train(store: JobStore, job_id: str) -> int:
-    from rag_ft import lora
+    from rag_ft.training import lora
 
     job = store.get(job_id)
     store.set_status(job_id, "validating_files", "Validating the training files.")
@@ -141,7 +141,7 @@ def _train(store: JobStore, job_id: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
-        print("usage: python -m rag_ft.train_worker <job_id> <db_path>", file=sys.stderr)
+        print("usage: python -m rag_ft.training.worker <job_id> <db_path>", file=sys.stderr)
         return 2
     return run(args[0], args[1])
 

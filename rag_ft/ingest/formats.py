@@ -11,7 +11,7 @@ import io
 import re
 import zipfile
 
-# Extension -> format. The format names are ours; rag_ft.parsing has one partition function each.
+# Extension -> format. The format names are ours; rag_ft.ingest.elements has one partition function each.
 EXTENSIONS: dict[str, str] = {
     ".pdf": "pdf",
     ".docx": "docx",

@@ -18,9 +18,9 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import RunnableLambda
 
-from rag_ft.citations import Citation, check, content_words
-from rag_ft.passages import Passage
-from rag_ft.prompt import NOT_COVERED, SYSTEM_PROMPT, build_messages
+from rag_ft.chat.citations import Citation, check, content_words
+from rag_ft.chat.prompt import NOT_COVERED, SYSTEM_PROMPT, build_messages
+from rag_ft.records import Passage
 
 NO_DOCUMENTS = "No documents are indexed yet: load the sample documents or upload files on the Documents page."
 HISTORY_TURNS = 4

@@ -28,10 +28,10 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 from scipy import sparse
 
-from rag_ft.documents import _db, collection_version
-from rag_ft.index import VectorIndex
-from rag_ft.passages import Passage
-from rag_ft.providers import embedding_id
+from rag_ft.index.documents import _db, collection_version
+from rag_ft.index.vectors import VectorIndex
+from rag_ft.models.providers import embedding_id
+from rag_ft.records import Passage
 from rag_ft.settings import Settings
 
 VECTOR_WEIGHT = 0.6

@@ -1,6 +1,6 @@
 """File bytes -> unstructured elements, offline, for every format we accept.
 
-The format comes from ``rag_ft.formats`` (content over extension). PDFs are read with
+The format comes from ``rag_ft.ingest.formats`` (content over extension). PDFs are read with
 ``strategy="fast"`` (the text layer); pages or files without usable text are read by the local tesseract
 (``ocr_only``), and images always are. Every way a file can yield nothing usable becomes a
 ``ParseError`` with a message in plain words.
@@ -16,8 +16,8 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from rag_ft.formats import EXTENSIONS, ParseError, decode_text, detect, extension, short_reason
-from rag_ft.unstructured_offline import apply
+from rag_ft.ingest.formats import EXTENSIONS, ParseError, decode_text, detect, extension, short_reason
+from rag_ft.ingest.unstructured_offline import apply
 
 __all__ = ["EXTENSIONS", "ParseError", "Parsed", "extension", "partition", "short_reason"]
 

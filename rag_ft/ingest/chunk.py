@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rag_ft.passages import Chunk
+from rag_ft.records import Chunk
 
 TITLE_TYPES = {"Title"}
 

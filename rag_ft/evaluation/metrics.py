@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-SUPPORT_MIN = 0.25  # same bar as rag_ft.citations: a sentence is supported by a passage at this share of words
+SUPPORT_MIN = 0.25  # same bar as rag_ft.chat.citations: a sentence is supported by a passage at this share of words
 ARTICLES = re.compile(r"\b(a|an|the)\b")
 
 
@@ -76,7 +76,7 @@ def reciprocal_rank(rank: int | None) -> float:
 def citation_precision(cited: Sequence[tuple[Sequence[float], bool]], dangling: int = 0) -> float | None:
     """Share of the model's citations whose passage supports the sentence that cites it.
 
-    ``cited``: per citation, the support scores (0..1, rag_ft.citations.support) of its citing sentences
+    ``cited``: per citation, the support scores (0..1, rag_ft.chat.citations.support) of its citing sentences
     and whether the model wrote the marker (False: the app attached it, which is supported by
     construction, so it is left out). ``dangling``: markers that pointed at no passage (always wrong).
     None when the model wrote no citation.

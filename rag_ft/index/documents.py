@@ -30,12 +30,11 @@ from typing import Any
 from langchain_core.embeddings import Embeddings
 
 from rag_ft.db import connect, ensure_schema, transaction
-from rag_ft.index import EmbeddingMismatch, VectorIndex
-from rag_ft.passages import Chunk
-from rag_ft.providers import embedding_id
-from rag_ft.settings import Settings
+from rag_ft.index.vectors import EmbeddingMismatch, VectorIndex
+from rag_ft.models.providers import embedding_id
+from rag_ft.records import Chunk
+from rag_ft.settings import ROOT, Settings
 
-ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DOCS = ROOT / "sample_docs"
 EMBED_BATCH = 32
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from rag_ft.passages import Passage
+from rag_ft.records import Passage
 
 MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 WORD = re.compile(r"[^\W_]+(?:[.'’][^\W_]+)*", re.UNICODE)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rag_ft import offline  # noqa: F401
-from rag_ft.jobs import record_problem
+from rag_ft.training.jobs import record_problem
 
 TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj"]
 MAX_TOKENS = 1024  # longer examples are cut (the assistant answer is kept whenever it fits)
@@ -78,7 +78,7 @@ class Example:
 def load_tokenizer() -> Any:
     from transformers import AutoTokenizer
 
-    from rag_ft.local_chat import GGUF_FILE, gguf_dir
+    from rag_ft.models.local_chat import GGUF_FILE, gguf_dir
 
     return AutoTokenizer.from_pretrained(gguf_dir(), gguf_file=GGUF_FILE)
 
@@ -92,7 +92,7 @@ def _load_base_fresh() -> Any:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from rag_ft.local_chat import GGUF_FILE, gguf_dir
+    from rag_ft.models.local_chat import GGUF_FILE, gguf_dir
 
     return AutoModelForCausalLM.from_pretrained(gguf_dir(), gguf_file=GGUF_FILE, dtype=torch.float32)
 
@@ -168,7 +168,7 @@ def _collate(batch: list[Example], pad_id: int) -> dict[str, Any]:
 def use_bf16() -> bool:
     """Train under bf16 autocast where the CPU has native bf16 (the same test as serving; LoRA weights and
     optimizer state stay fp32). Measured on 2 AVX512-BF16 cores: 10.5 s vs 14.5 s a step of 4 x 600 tokens."""
-    from rag_ft.local_chat import serving_dtype
+    from rag_ft.models.local_chat import serving_dtype
 
     return serving_dtype() == "bfloat16"
 

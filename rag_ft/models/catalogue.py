@@ -7,7 +7,7 @@ from pathlib import Path
 
 from langchain_core.language_models.chat_models import BaseChatModel
 
-from rag_ft.providers import get_chat_model
+from rag_ft.models.providers import get_chat_model
 from rag_ft.settings import LOCAL_CHAT_MODEL, Settings
 
 
@@ -26,7 +26,7 @@ class ModelChoice:
 
 def _grounding() -> ModelChoice | None:
     try:
-        from rag_ft import grounding
+        from rag_ft.models import grounding
     except ImportError:
         return None
     if not grounding.adapter_available():
@@ -36,7 +36,7 @@ def _grounding() -> ModelChoice | None:
 
 def _tuned(settings: Settings) -> list[ModelChoice]:
     try:
-        from rag_ft.jobs import list_tuned_models
+        from rag_ft.training.jobs import list_tuned_models
     except ImportError:
         return []
     out = []

@@ -5,7 +5,7 @@ Chroma is reached through the same code either way: ``chromadb.PersistentClient`
 default embedding function downloads a model, which fails offline). Each collection records the embedding model
 it was built with in its metadata; using it with another model raises ``EmbeddingMismatch``.
 
-SQLite (``rag_ft.documents``) is the source of truth for which chunks are live; Chroma holds their vectors.
+SQLite (``rag_ft.index.documents``) is the source of truth for which chunks are live; Chroma holds their vectors.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rag_ft import offline  # noqa: F401  (SQLite swap before chromadb)
-from rag_ft.providers import embedding_id
+from rag_ft.models.providers import embedding_id
 from rag_ft.settings import Settings
 
 # Chroma rejects larger batches (max ~5,461 on this build); stay well below.

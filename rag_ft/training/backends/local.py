@@ -12,14 +12,12 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-from rag_ft.jobs import TERMINAL, Job, JobStore
-from rag_ft.lora import MIN_FREE_BYTES, free_memory_problem
-from rag_ft.settings import LOCAL_CHAT_MODEL
+from rag_ft.settings import LOCAL_CHAT_MODEL, ROOT
+from rag_ft.training.jobs import TERMINAL, Job, JobStore
+from rag_ft.training.lora import MIN_FREE_BYTES, free_memory_problem
 
-ROOT = Path(__file__).resolve().parent.parent
 HEARTBEAT_STALE_S = 120.0  # the worker beats every 2 s; model loading under contention stays far below
 CANCEL_GRACE_S = 20.0  # after this the worker is terminated if it has not stopped by itself
 NOT_STARTED_S = 60.0
@@ -61,7 +59,7 @@ def launch(store: JobStore, job_id: str) -> int:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     with open(job.folder / "worker.log", "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "rag_ft.train_worker", job_id, str(store.db_path)],
+            [sys.executable, "-m", "rag_ft.training.worker", job_id, str(store.db_path)],
             cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True,
         )

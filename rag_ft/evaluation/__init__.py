@@ -3,7 +3,7 @@
 An evaluation set is a list of questions with a reference answer and, where known, the document and
 pages that hold the answer. A run sends every question through up to four configurations
 (model x retrieval on/off x k x hybrid) and stores one row per question per configuration, with the
-answer, its citations, timings, tokens and the per-answer metrics of ``rag_ft.metrics``. Runs can be
+answer, its citations, timings, tokens and the per-answer metrics of ``rag_ft.evaluation.metrics``. Runs can be
 stopped between answers and continued later: answers already stored are not asked again.
 """
 
@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rag_ft import metrics as m
-from rag_ft.answer import is_not_covered
+from rag_ft.chat.chain import is_not_covered
 from rag_ft.db import connect, ensure_schema, transaction
+from rag_ft.evaluation import metrics as m
+from rag_ft.settings import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_QUESTIONS = ROOT / "sample_docs" / "questions.jsonl"
 SAMPLE_SET_NAME = "Sample evaluation set"
 MAX_CONFIGS = 4
@@ -114,7 +114,7 @@ class RunConfig:
     """One column of the comparison: a model from the picker, with or without retrieval."""
 
     label: str
-    model: str  # a ModelChoice label from rag_ft.models.available_models
+    model: str  # a ModelChoice label from rag_ft.models.catalogue.available_models
     rag: bool = False
     k: int = 4
     hybrid: bool = True
@@ -518,7 +518,7 @@ def questions_from_examples(db_path: Path | str, kind: str = "generated", limit:
     ``kind="held_out"``: approved examples in the validation split (never trained on by the local
     trainer), with their document when they have one.
     """
-    from rag_ft.examples import ExampleStore
+    from rag_ft.training.examples import ExampleStore
 
     store = ExampleStore(db_path)
     try:
@@ -570,7 +570,7 @@ def check_configs(configs: Sequence[RunConfig]) -> list[str]:
 def default_configs(choices: Sequence[Any], k: int = 4, hybrid: bool = True) -> list[RunConfig]:
     """Base alone, base + RAG, tuned alone, tuned + RAG (tuned: the newest tuned model, else the grounding adapter).
 
-    ``choices`` are rag_ft.models.ModelChoice items (label, kind). Without any tuned model: the first two.
+    ``choices`` are rag_ft.models.catalogue.ModelChoice items (label, kind). Without any tuned model: the first two.
     """
     base = next((c for c in choices if c.kind == "base"), None) or (choices[0] if choices else None)
     if base is None:
@@ -592,7 +592,7 @@ def passage_dict(p: Any) -> dict[str, Any]:
 
 
 def citation_dict(c: Any) -> dict[str, Any]:
-    from rag_ft.citations import support
+    from rag_ft.chat.citations import support
 
     return {"marker": c.marker, "document": c.passage.document, "pages": list(c.passage.pages),
             "section": c.passage.section, "supported": bool(c.supported), "attached": bool(c.attached),
@@ -640,7 +640,7 @@ def score_answer(
 
 
 # OpenAI prices for ANSWERING, USD per 1M (input, output) tokens, standard tier, from openai.com/api/pricing
-# (rag_ft.dataset.PRICES holds the TRAINING prices; same date). Fine-tuned models ("ft:<base>:...") cost more.
+# (rag_ft.training.dataset.PRICES holds the TRAINING prices; same date). Fine-tuned models ("ft:<base>:...") cost more.
 INFERENCE_PRICES: dict[str, tuple[float, float]] = {
     "gpt-4.1-mini": (0.40, 1.60),
     "gpt-4.1-nano": (0.10, 0.40),
@@ -707,7 +707,7 @@ class Evaluator:
         should_stop: Callable[[], bool] | None = None,
     ) -> RunInfo:
         """Answer every (question, configuration) not answered yet; stop between answers when asked."""
-        from rag_ft.answer import RagChain
+        from rag_ft.chat.chain import RagChain
 
         info = self.store.get_run(run_id)
         opts = info.options
@@ -740,7 +740,7 @@ class Evaluator:
                                                  hybrid=cfg.hybrid if cfg.rag else None)
                         self._answer(chains[i], q, cfg, rec, style, opts)
                     except Exception as exc:  # one failed answer is recorded, the run goes on
-                        from rag_ft.answer import explain_error
+                        from rag_ft.chat.chain import explain_error
 
                         rec.error = str(exc) if isinstance(exc, EvalError) else explain_error(exc)
                         rec.metrics = {}
@@ -756,7 +756,7 @@ class Evaluator:
 
     def _answer(self, chain: Any, q: EvalQuestion, cfg: RunConfig, rec: AnswerRecord, style: re.Pattern | None,
                 opts: RunOptions) -> None:
-        from rag_ft.answer import ChainError
+        from rag_ft.chat.chain import ChainError
 
         try:
             result = chain.run(q.question)
@@ -807,7 +807,7 @@ def judge_answer(model: Any, question: str, answer: str, passages: Sequence[dict
     try:
         reply = model.invoke(prompt).content
     except Exception as exc:
-        from rag_ft.answer import explain_error
+        from rag_ft.chat.chain import explain_error
 
         return {"judge_error": explain_error(exc)}
     scores = parse_judgement(reply if isinstance(reply, str) else str(reply))

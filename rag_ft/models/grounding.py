@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rag_ft.settings import LOCAL_CHAT_MODEL
+from rag_ft.settings import LOCAL_CHAT_MODEL, ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 ADAPTER_DIR = ROOT / "models" / "grounding-adapter"
 MODEL_LABEL = "SmolLM2-135M + grounding adapter"
 BASE_MODEL = LOCAL_CHAT_MODEL

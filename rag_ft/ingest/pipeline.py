@@ -1,8 +1,8 @@
 """Ingestion: a file (name + bytes) -> chunks with pages and sections, or a named error.
 
 ``parse`` is the one entry point the index calls; bad input never makes it raise. What a file is lives in
-``rag_ft.formats``, reading it (unstructured, OCR) in ``rag_ft.parsing``, structure-keeping chunking in
-``rag_ft.chunking``.
+``rag_ft.ingest.formats``, reading it (unstructured, OCR) in ``rag_ft.ingest.elements``, structure-keeping chunking in
+``rag_ft.ingest.chunk``.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from rag_ft.chunking import chunk_elements
-from rag_ft.parsing import EXTENSIONS, ParseError, extension, partition, short_reason
-from rag_ft.passages import Chunk
+from rag_ft.ingest.chunk import chunk_elements
+from rag_ft.ingest.elements import EXTENSIONS, ParseError, extension, partition, short_reason
+from rag_ft.records import Chunk
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rag_ft.passages import Passage
+from rag_ft.records import Passage
 
 NOT_COVERED = "Your documents do not cover this."
 

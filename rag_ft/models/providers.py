@@ -52,7 +52,7 @@ def get_embeddings(settings: Settings) -> Embeddings:
             check_embedding_ctx_length=False,
             max_retries=1,
         )
-    from rag_ft.local_embeddings import LocalEmbeddings
+    from rag_ft.models.local_embeddings import LocalEmbeddings
 
     return LocalEmbeddings()
 
@@ -82,7 +82,7 @@ def get_chat_model(
             timeout=60,
             stream_usage=True,
         )
-    from rag_ft.local_chat import LocalChatModel
+    from rag_ft.models.local_chat import LocalChatModel
 
     return LocalChatModel(model_name=name, adapter_dir=adapter_dir, max_new_tokens=max_tokens)
 
@@ -120,7 +120,7 @@ def provider_status(settings: Settings, probe: bool = True) -> ProviderStatus:
         if problem:
             return ProviderStatus(False, provider, chat, emb, problem)
         return ProviderStatus(True, provider, chat, emb, "OpenAI models are in use.")
-    from rag_ft.local_chat import LocalModelMissing, gguf_dir
+    from rag_ft.models.local_chat import LocalModelMissing, gguf_dir
 
     try:
         gguf_dir()

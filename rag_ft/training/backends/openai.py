@@ -14,8 +14,8 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
-from rag_ft.jobs import STATUSES, TERMINAL, Job, JobStore, Metric, parse_jsonl
 from rag_ft.settings import Settings
+from rag_ft.training.jobs import STATUSES, TERMINAL, Job, JobStore, Metric, parse_jsonl
 
 DEFAULT_MODEL = "gpt-4o-mini-2024-07-18"
 BASE_MODELS = ("gpt-4o-mini-2024-07-18", "gpt-4.1-mini-2025-04-14", "gpt-4.1-nano-2025-04-14")

@@ -100,14 +100,14 @@ def openai_encoding(model: str) -> Any:
 def _local_tokenizer_only() -> Any:
     from transformers import AutoTokenizer
 
-    from rag_ft.local_chat import GGUF_FILE, gguf_dir
+    from rag_ft.models.local_chat import GGUF_FILE, gguf_dir
 
     return AutoTokenizer.from_pretrained(gguf_dir(), gguf_file=GGUF_FILE)
 
 
 def local_tokenizer() -> Any:
     """SmolLM2's tokenizer: the loaded runtime's if the model is already up, else the tokenizer alone (~3 s)."""
-    from rag_ft import local_chat
+    from rag_ft.models import local_chat
 
     if local_chat.load_runtime.cache_info().currsize:
         return local_chat.load_runtime().tokenizer

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rag_ft.chat.prompt import format_passage, user_message
 from rag_ft.db import connect
-from rag_ft.examples import ExampleStore
-from rag_ft.prompt import format_passage, user_message
+from rag_ft.training.examples import ExampleStore
 
 DEFAULT_SYSTEM = ("You are a friendly support assistant. Answer in one or two short sentences and end with "
                   "the source in the form [Source: <document>, Section x.y].")

@@ -353,7 +353,7 @@ class ExampleStore:
         With passages the user turn is the exact RAG prompt the chat used (``prompt.build_messages``), so
         the example trains the model the way it is served; without, a plain question.
         """
-        from rag_ft.prompt import SYSTEM_PROMPT, build_messages
+        from rag_ft.chat.prompt import SYSTEM_PROMPT, build_messages
 
         if passages:
             messages = build_messages(question, list(passages), system=system or SYSTEM_PROMPT)

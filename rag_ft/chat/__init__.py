@@ -1,0 +1,1 @@
+"""Answering: the prompt, the LCEL answer chain, and citation checking."""

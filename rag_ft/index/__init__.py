@@ -1,0 +1,1 @@
+"""The index: document records, the one owner of the chunks table, and the Chroma vectors."""

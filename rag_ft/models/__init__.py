@@ -1,0 +1,1 @@
+"""Models: providers, the model catalogue, local chat and embedding models, the grounding adapter."""

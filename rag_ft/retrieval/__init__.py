@@ -1,0 +1,1 @@
+"""Retrieval: BM25 and vector search fused into one LangChain retriever."""

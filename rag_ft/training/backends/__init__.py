@@ -1,0 +1,1 @@
+"""Fine-tuning backends: one module per kind of backend."""
