@@ -9,8 +9,10 @@ import inspect
 from pathlib import Path
 
 import streamlit as st
+from langchain_core.language_models import BaseChatModel
 
 import rag_ft  # noqa: F401  (offline env + SQLite swap before anything imports chromadb)
+from rag_ft.models.catalogue import ModelChoice, chat_model_for
 from rag_ft.models.providers import ProviderStatus, get_chat_model, get_embeddings, provider_status
 from rag_ft.settings import Settings, SettingsError, load_settings
 
@@ -41,6 +43,21 @@ def settings() -> Settings:
         st.stop()
 
 
+def restore_widgets(keys: tuple[str, ...]) -> None:
+    """Streamlit drops a page's widget state when the user visits another page: give these widgets back the
+    values ``keep_widgets`` copied to plain keys (call before the widgets are drawn)."""
+    for k in keys:
+        if k not in st.session_state and f"_kept_{k}" in st.session_state:
+            st.session_state[k] = st.session_state[f"_kept_{k}"]
+
+
+def keep_widgets(keys: tuple[str, ...]) -> None:
+    """Copy these widgets' values to plain keys, which outlive a visit to another page (call after the widgets)."""
+    for k in keys:
+        if k in st.session_state:
+            st.session_state[f"_kept_{k}"] = st.session_state[k]
+
+
 @st.cache_data(ttl=60, show_spinner=False)
 def _status(s: Settings) -> ProviderStatus:
     return provider_status(s)
@@ -52,8 +69,12 @@ def embeddings(s: Settings):
 
 
 @st.cache_resource(show_spinner="Loading the chat model (first use only)...")
-def chat_model(s: Settings, model: str | None = None, adapter_dir: str | None = None):
-    return get_chat_model(s, model=model, adapter_dir=adapter_dir)
+def chat_model(s: Settings, choice: ModelChoice | None = None, max_tokens: int = 256) -> BaseChatModel:
+    """The one cache of chat models for every page: ``choice`` is a model picked in the catalogue (None: the
+    settings' chat model); ``max_tokens`` the answer length (evaluation runs keep it short)."""
+    if choice is None:
+        return get_chat_model(s, max_tokens=max_tokens)
+    return chat_model_for(s, choice, max_tokens=max_tokens)
 
 
 def sidebar(s: Settings) -> ProviderStatus:
@@ -79,13 +100,6 @@ def sidebar(s: Settings) -> ProviderStatus:
 
 
 # ---- chat (the lead's section) ----
-@st.cache_resource(show_spinner="Loading the chat model (first use only)...")
-def cached_chat_model(s: Settings, choice):
-    from rag_ft.models.catalogue import chat_model_for
-
-    return chat_model_for(s, choice)
-
-
 def collections(s: Settings) -> list[str]:
     try:
         from rag_ft.index.documents import list_collections
@@ -103,9 +117,10 @@ def has_documents(s: Settings, collection: str) -> bool:
 
 
 def retriever(s: Settings):
-    from rag_ft.retrieval.hybrid import Retriever
+    """The hybrid retriever (a LangChain ``BaseRetriever``) over this data folder, with the settings' defaults."""
+    from rag_ft.retrieval.hybrid import HybridRetriever
 
-    return Retriever(s, embeddings(s))
+    return HybridRetriever(s, embeddings(s))
 
 
 def add_chat_example(s: Settings, question: str, answer: str, result) -> int | None:
@@ -119,14 +134,6 @@ def add_chat_example(s: Settings, question: str, answer: str, result) -> int | N
 
 
 # ---- compare / evaluation ----
-@st.cache_resource(show_spinner="Loading the chat model (first use only)...")
-def eval_chat_model(s: Settings, choice, max_tokens: int):
-    """A model for evaluation runs, with the run's answer length (short answers keep local runs quick)."""
-    from rag_ft.models.catalogue import chat_model_for
-
-    return chat_model_for(s, choice, max_tokens=max_tokens)
-
-
 def eval_store(s: Settings):
     from rag_ft.evaluation import EvalStore
 

@@ -22,7 +22,7 @@ from rag_ft.chat.chain import RagChain  # noqa: E402
 from rag_ft.index.documents import load_sample_documents  # noqa: E402
 from rag_ft.models.local_chat import LocalChatModel, load_runtime  # noqa: E402
 from rag_ft.models.local_embeddings import LocalEmbeddings  # noqa: E402
-from rag_ft.retrieval.hybrid import Retriever  # noqa: E402
+from rag_ft.retrieval.hybrid import HybridRetriever  # noqa: E402
 from rag_ft.settings import load_settings  # noqa: E402
 
 
@@ -48,7 +48,7 @@ def main() -> None:
         load_runtime()
         print(f"model load {time.perf_counter() - t:.1f} s")
         model = LocalChatModel(max_new_tokens=args.max_tokens)
-        retriever = Retriever(settings, emb)
+        retriever = HybridRetriever(settings, emb)
         rag = RagChain(model, retriever, k=4, threshold=0.0)
         bare = RagChain(model, None)
         rag.run(questions[0])  # warm-up

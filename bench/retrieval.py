@@ -24,12 +24,13 @@ import numpy as np
 from _common import ROOT, WORDS, summary, synthetic_text, temp_settings
 
 import rag_ft.retrieval.hybrid as retrieval
-from rag_ft.db import connect, ensure_schema, transaction
-from rag_ft.index.documents import SCHEMA, _bump, load_sample_documents
+from rag_ft.db import connect, transaction
+from rag_ft.index.documents import _bump, load_sample_documents
 from rag_ft.index.vectors import VectorIndex
 from rag_ft.models.local_embeddings import LocalEmbeddings, load_sentence_transformer
 from rag_ft.models.providers import embedding_id
-from rag_ft.retrieval.hybrid import Retriever, bm25_index
+from rag_ft.retrieval.bm25 import bm25_index
+from rag_ft.retrieval.hybrid import HybridRetriever
 
 QUESTIONS = ROOT / "sample_docs" / "questions.jsonl"
 
@@ -49,8 +50,7 @@ def build_synthetic(settings, n: int, dim: int = 384, per_doc: int = 100) -> Non
     rng, nrng = random.Random(n), np.random.default_rng(n)
     vindex = VectorIndex(settings, "default")
     vindex.ensure(embedding_id(settings))
-    conn = connect(settings.db_path)
-    ensure_schema(conn, SCHEMA)
+    conn = connect(settings.db_path)  # migrated: the tables exist
     for start in range(0, n, 1000):
         ids, texts, metas, rows = [], [], [], []
         for i in range(start, min(n, start + 1000)):
@@ -86,12 +86,12 @@ def latency(sizes: list[int], n_queries: int, emb: LocalEmbeddings) -> None:
         t = time.perf_counter()
         bm25 = bm25_index(settings, "default")
         bm25_s = time.perf_counter() - t
-        retriever = Retriever(settings, emb)
+        retriever = HybridRetriever(settings, emb)
         vindex = VectorIndex(settings, "default")
         # the same searches with the query vector computed beforehand: our retrieval cost alone, which
         # the shared machine's swings in model speed cannot blur
         pre = PrecomputedQueries(emb, queries)
-        pre_retriever = Retriever(settings, pre)
+        pre_retriever = HybridRetriever(settings, pre)
         retriever.search(queries[0], threshold=0)  # warm: HNSW loaded, embedding check cached
         timings: dict[str, list[float]] = {"query embedding alone": [], "plain vector (embed + Chroma)": [],
                                            "our vector-only search": [], "our hybrid search": [],
@@ -140,7 +140,7 @@ def quality(emb: LocalEmbeddings) -> None:
     outs = load_sample_documents(settings, emb)
     print(f"\nquality: {len(outs)} sample documents, {sum(o.chunks for o in outs)} chunks, "
           f"{len(questions)} questions ({sum(q['answerable'] for q in questions)} answerable)")
-    retriever = Retriever(settings, emb)
+    retriever = HybridRetriever(settings, emb)
     answerable = [q for q in questions if q["answerable"]]
     others = [q for q in questions if not q["answerable"]]
     configs = [("plain vector", False, None)] + [(f"hybrid w={w}", True, w) for w in (0.4, 0.5, 0.6, 0.7)]

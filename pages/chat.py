@@ -95,7 +95,7 @@ if question:
             entry["error"] = NO_DOCUMENTS
         else:
             try:
-                model = app_state.cached_chat_model(s, choice)
+                model = app_state.chat_model(s, choice)
                 app_state.warm_up(s, model)
                 retriever = app_state.retriever(s) if use_rag else None
                 chain = RagChain(model, retriever, k=int(k), collection=collection, model_label=choice.label)

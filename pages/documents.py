@@ -60,18 +60,14 @@ if any(d.status == "indexing" for d in docs):
 
 
 def run_indexing(files: list[tuple[str, bytes]], label: str) -> None:
-    """Index file by file inside an st.status, writing each file's outcome as soon as it is known."""
-    emb = app_state.embeddings(s)
-    outcomes = []
+    """Index the batch in one call (one lock, one recovery) inside an st.status, writing each file's outcome as
+    soon as the engine reports it."""
     with st.status(f"{label}: {len(files)} file(s)...", expanded=True) as status:
         bar = st.progress(0.0, text="starting")
-        for i, (name, data) in enumerate(files):
-            def step(frac: float, msg: str, i: int = i) -> None:
-                bar.progress(min(1.0, (i + frac) / len(files)), text=msg)
-
-            outcome = index_files(s, emb, [(name, data)], collection, progress=step)[0]
-            outcomes.append(outcome)
-            st.markdown(f"{ICONS[outcome.status]} **{name}**: {outcome.message}")
+        outcomes = index_files(
+            s, app_state.embeddings(s), files, collection,
+            progress=lambda frac, msg: bar.progress(min(1.0, frac), text=msg),
+            on_outcome=lambda i, o: st.markdown(f"{ICONS[o.status]} **{o.name}**: {o.message}"))
         failed = sum(o.status == "failed" for o in outcomes)
         counts = {k: sum(o.status == k for o in outcomes) for k in ("indexed", "updated", "unchanged")}
         summary = ", ".join(f"{v} {k}" for k, v in counts.items() if v) or "nothing indexed"

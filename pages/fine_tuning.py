@@ -1,4 +1,6 @@
-import math
+"""Fine-tuning: start a local LoRA or OpenAI job on approved / uploaded examples, and watch jobs live."""
+
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -8,7 +10,9 @@ import app_state
 from rag_ft.settings import LOCAL_CHAT_MODEL
 from rag_ft.training.backends import local as finetune_local
 from rag_ft.training.backends import openai as fo
+from rag_ft.training.estimates import launch_estimate, overfitting
 from rag_ft.training.jobs import Job, JobStore, iso, parse_jsonl
+from rag_ft.training.launch import approved_records, learning_rate_multiplier, sample_split
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_docs" / "sample_dataset.jsonl"
 BADGES = {"validating_files": ":blue-badge[validating files]", "queued": ":gray-badge[queued]",
@@ -28,37 +32,6 @@ st.caption("Teach a model your style: a LoRA adapter trained on this computer (a
 
 def badge(status: str) -> str:
     return BADGES.get(status, f":violet-badge[{status}]")  # unknown statuses are shown as they are
-
-
-# ---------------------------------------------------------------- data for a new job
-def approved_records() -> tuple[list[dict], list[dict], str | None]:
-    try:
-        from rag_ft.training.examples import ExampleStore
-    except ImportError:
-        return [], [], "The training data store is not available in this build."
-    ex = ExampleStore(s.db_path)
-    try:
-        train = [e.record() for e in ex.list(status="approved", split="train")]
-        valid = [e.record() for e in ex.list(status="approved", split="validation")]
-    finally:
-        ex.close()
-    return train, valid, None
-
-
-def local_estimate(records: list[dict], epochs: int, batch: int, max_steps: int) -> tuple[int, float | None, int]:
-    """(steps, seconds, tokens): the training data engineer's estimate when it is there."""
-    steps = epochs * math.ceil(len(records) / max(batch, 1))
-    if max_steps:
-        steps = min(steps, max_steps)
-    try:
-        from rag_ft.training.dataset import estimate
-
-        est = estimate(records, LOCAL_CHAT_MODEL, epochs)
-        full_steps = epochs * math.ceil(len(records) / max(batch, 1))
-        secs = (est.local_seconds or 0) * steps / max(full_steps, 1) * batch / 4  # it assumes batch 4
-        return steps, secs + 15, est.training_tokens  # + ~15 s to load the base model
-    except Exception:
-        return steps, steps * 2.2 * batch / 4 + 15, 0
 
 
 with st.expander("New fine-tuning job", expanded=not store.list(), icon=":material/add:"):
@@ -81,9 +54,7 @@ with st.expander("New fine-tuning job", expanded=not store.list(), icon=":materi
     valid: list[dict] | bytes | None = None
     problems: list[str] = []
     if source == "approved":
-        train, valid, missing = approved_records()
-        if missing:
-            st.info(missing)
+        train, valid = approved_records(s.db_path)
         st.caption(f"{len(train)} approved training and {len(valid or [])} approved validation examples.")
         if not train:
             problems.append("No approved training examples yet: approve some on the Training data page, "
@@ -102,8 +73,7 @@ with st.expander("New fine-tuning job", expanded=not store.list(), icon=":materi
                 problems += probs
     else:
         records, problems = parse_jsonl(SAMPLE.read_bytes(), SAMPLE.name)
-        n_valid = max(1, len(records) // 8)
-        train, valid = records[n_valid:], records[:n_valid]
+        train, valid = sample_split(records)
         st.caption(f"{len(train)} training and {len(valid)} validation examples from `{SAMPLE.name}`.")
 
     h = st.columns(4)
@@ -125,9 +95,9 @@ with st.expander("New fine-tuning job", expanded=not store.list(), icon=":materi
     else:
         lrm = st.text_input("Learning rate multiplier", "auto", key="ft_lrm", help="'auto' lets OpenAI choose.")
         try:
-            hp["learning_rate_multiplier"] = "auto" if lrm.strip() in ("", "auto") else float(lrm)
-        except ValueError:
-            problems.append(f"Learning rate multiplier must be 'auto' or a number (got {lrm!r}).")
+            hp["learning_rate_multiplier"] = learning_rate_multiplier(lrm)
+        except ValueError as exc:
+            problems.append(str(exc))
         max_steps = 0
 
     for p in problems[:8]:
@@ -135,19 +105,7 @@ with st.expander("New fine-tuning job", expanded=not store.list(), icon=":materi
     records = train if isinstance(train, list) else []
     estimate_text = ""
     if records:
-        if backend == "local":
-            steps, secs, toks = local_estimate(records, int(epochs), int(batch), max_steps)
-            estimate_text = (f"{steps} steps, about {secs / 60:.1f} min on 2 quiet CPU cores (longer while the "
-                             f"computer is busy)" + (f", {toks:,} training tokens" if toks else "") + " · free")
-        else:
-            try:
-                from rag_ft.training.dataset import estimate
-
-                est = estimate(records, base, int(epochs))
-                cost = f"about ${est.cost_usd:.2f}" if est.cost_usd is not None else "price unknown"
-                estimate_text = f"{est.training_tokens:,} training tokens over {est.epochs} epochs · {cost}"
-            except Exception as exc:  # the estimate helps; it must not block a launch
-                estimate_text = f"No estimate ({exc})."
+        estimate_text = launch_estimate(store, records, backend, base, int(epochs), int(batch), max_steps)
         st.info(f"Estimate: {estimate_text}", icon=":material/timer:")
 
     if st.button("Review and launch", key="ft_review", type="primary",
@@ -199,19 +157,6 @@ def refresh() -> None:
     fo.sync_all(store, backend_openai)
 
 
-def overfitting_hint(metrics) -> str | None:
-    valid = [(m.step, m.valid_loss) for m in metrics if m.valid_loss is not None]
-    if len(valid) < 2:
-        return None
-    best_step, best = min(valid, key=lambda x: x[1])
-    last_step, last = valid[-1]
-    if last > best * 1.05 and last_step > best_step:
-        return (f"Validation loss rose from {best:.3f} (step {best_step}) to {last:.3f} (step {last_step}) while "
-                f"training continued: the model may be overfitting. Fewer epochs, or the checkpoint at step "
-                f"{best_step}, may generalise better.")
-    return None
-
-
 def chat_label(job: Job) -> str | None:
     from rag_ft.models.catalogue import available_models
 
@@ -232,8 +177,6 @@ def show_job(job: Job) -> None:
     if job.total_steps:
         eta = ""
         if job.status == "running" and job.estimated_finish:
-            import time
-
             eta = f" · about {max(0, job.estimated_finish - time.time()):.0f} s left"
         head[1].progress(min(1.0, job.step / job.total_steps), text=f"step {job.step}/{job.total_steps}{eta}")
     note = fo.explain_status(job.status)
@@ -264,9 +207,9 @@ def show_job(job: Job) -> None:
                            for m in metrics]).set_index("step")
         df = df.dropna(axis=1, how="all")
         st.line_chart(df, x_label="step", y_label="loss")
-        hint = overfitting_hint(metrics)
+        hint = overfitting(metrics)
         if hint:
-            st.warning(hint, icon=":material/trending_up:")
+            st.warning(hint.message, icon=":material/trending_up:")
         last = metrics[-1]
         st.caption(f"Last step {last.step}: training loss {last.train_loss or float('nan'):.4f}"
                    + (f", validation loss {last.valid_loss:.4f}" if last.valid_loss is not None else ""))

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from langchain_core.documents import Document
 
 
 def content_hash(text: str) -> str:
@@ -54,3 +57,26 @@ class Passage:
             return ""
         lo, hi = min(self.pages), max(self.pages)
         return f"p. {lo}" if lo == hi else f"pp. {lo}-{hi}"
+
+    # The one conversion between this record and LangChain's Document: the retriever returns Documents (so it
+    # composes with any LangChain chain), the answer chain and the pages work with Passages.
+    def to_document(self) -> Document:
+        """This passage as a LangChain ``Document``: the text, and every other field in the metadata."""
+        from langchain_core.documents import Document  # lazy: records is imported by light modules too
+
+        meta = {"document": self.document, "pages": list(self.pages), "section": self.section,
+                "chunk_index": self.chunk_index, "score": self.score, "chunk_id": self.chunk_id,
+                "document_id": self.document_id, "scores": dict(self.scores)}
+        return Document(page_content=self.text, metadata=meta, id=self.chunk_id or None)
+
+    @classmethod
+    def from_document(cls, doc: Document) -> Passage:
+        """A ``Document`` from any LangChain retriever as a Passage (``source`` names the document if unset)."""
+        m = doc.metadata or {}
+        return cls(
+            text=doc.page_content, document=str(m.get("document") or m.get("source") or ""),
+            pages=[int(x) for x in m.get("pages") or []], section=str(m.get("section") or ""),
+            chunk_index=int(m.get("chunk_index") or 0), score=float(m.get("score") or 0.0),
+            chunk_id=str(m.get("chunk_id") or doc.id or ""), document_id=str(m.get("document_id") or ""),
+            scores={k: float(v) for k, v in (m.get("scores") or {}).items()},
+        )

@@ -35,6 +35,12 @@ KEYS = {
     "retrieval_k": "RAG_FT_K",
     "relevance_threshold": "RAG_FT_RELEVANCE_THRESHOLD",
     "hybrid": "RAG_FT_HYBRID",
+    "parse_memory_mb": "RAG_FT_PARSE_MEMORY_MB",
+    "parse_timeout_s": "RAG_FT_PARSE_TIMEOUT_S",
+    "max_pdf_pages": "RAG_FT_MAX_PDF_PAGES",
+    "max_ocr_pages": "RAG_FT_MAX_OCR_PAGES",
+    "max_upload_mb": "RAG_FT_MAX_UPLOAD_MB",
+    "max_text_chars": "RAG_FT_MAX_TEXT_CHARS",
 }
 
 
@@ -55,6 +61,14 @@ class Settings:
     retrieval_k: int = 4
     relevance_threshold: float = 0.25
     hybrid: bool = True
+    # Reading one file (rag_ft.ingest.sandbox): a child process may use this much memory on top of the
+    # parser's own footprint, for at most this long; hostile files (decompression bombs) stop there.
+    parse_memory_mb: int = 2048
+    parse_timeout_s: int = 300
+    max_pdf_pages: int = 500  # pages after this are skipped, with a warning
+    max_ocr_pages: int = 50  # tesseract costs seconds a page: at most this many pages per file
+    max_upload_mb: int = 50  # same as server.maxUploadSize in .streamlit/config.toml
+    max_text_chars: int = 2_000_000  # a text file over this is refused; other formats keep their first N
 
     @property
     def active_provider(self) -> str:
@@ -100,6 +114,10 @@ class Settings:
             )
         if self.openai_base_url and not self.openai_base_url.startswith(("http://", "https://")):
             out.append(f"OPENAI_BASE_URL must start with http:// or https:// (got {self.openai_base_url!r}).")
+        for name, least in (("parse_memory_mb", 256), ("parse_timeout_s", 5), ("max_pdf_pages", 1),
+                            ("max_ocr_pages", 0), ("max_upload_mb", 1), ("max_text_chars", 1000)):
+            if getattr(self, name) < least:
+                out.append(f"{KEYS[name]} must be at least {least} (got {getattr(self, name)}).")
         return out
 
     def with_(self, **changes: Any) -> Settings:
@@ -141,4 +159,8 @@ def load_settings(
                 values[name] = _convert(name, raw)
                 break
     values.update(overrides)
-    return Settings(**values)
+    settings = Settings(**values)
+    from rag_ft.untrusted import register_secret  # every error we store or show masks the configured key
+
+    register_secret(settings.openai_api_key)
+    return settings

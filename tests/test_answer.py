@@ -1,18 +1,33 @@
-"""The answer chain: rewriting, retrieval gate, injection, citations, OpenAI path and errors."""
+"""The answer chain: rewriting, retrieval gate, injection, citations, OpenAI path and errors; the LCEL runnable
+streamed with .stream() and .astream_events(), composed with LangChain's own fake chat model."""
+
+import asyncio
 
 import pytest
-from chain_fixtures import ListRetriever
+from chain_fixtures import TEXTS, ListRetriever
 from fake_openai import GOOD_KEY, Response
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.runnables import Runnable
 
-from rag_ft.chat.chain import ChainError, RagChain, condense_question, sanitize
-from rag_ft.chat.prompt import NOT_COVERED, SYSTEM_PROMPT
+from rag_ft.chat.chain import (
+    AnswerResult,
+    ChainError,
+    RagChain,
+    build_chain,
+    condense_question,
+    prompt_messages,
+    sanitize,
+)
+from rag_ft.chat.prompt import NOT_COVERED, SYSTEM_PROMPT, build_messages
 from rag_ft.models.providers import get_chat_model
+from rag_ft.records import Passage
 from rag_ft.settings import Settings
 
 
 @pytest.fixture(scope="module")
 def retriever(local_embeddings):
-    return ListRetriever(local_embeddings)
+    return ListRetriever(embeddings=local_embeddings)
 
 
 def openai_model(fake):
@@ -120,3 +135,102 @@ def test_failure_mid_stream_keeps_the_partial_answer(fake_openai, retriever):
     with pytest.raises(ChainError) as info:
         RagChain(openai_model(fake_openai), retriever).run("How long do refunds take?")
     assert info.value.partial == "Refunds take " and "failed while answering" in str(info.value)
+
+
+def fake_model(text: str) -> GenericFakeChatModel:
+    """LangChain's own test double: streams ``text`` in pieces (words and spaces), as a real model would."""
+    return GenericFakeChatModel(messages=iter([text] * 4))
+
+
+class Timeline(BaseCallbackHandler):
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def on_llm_new_token(self, token, **kwargs):
+        self.events.append("token")
+
+    def on_llm_end(self, response, **kwargs):
+        self.events.append("model done")
+
+
+def test_the_chain_is_a_runnable_that_streams_pieces_then_the_checked_result(retriever):
+    chain = build_chain(fake_model("Refunds are issued within 14 days [1]. The Pro plan costs 12 euros [3]."),
+                        retriever, search_kwargs={"k": 2})
+    assert isinstance(chain, Runnable)
+    timeline = Timeline()
+    stream = chain.stream({"question": "How long do refunds take?", "history": []}, {"callbacks": [timeline]})
+    first = next(stream)
+    assert first == {"answer": "Refunds"} and "model done" not in timeline.events  # passed on as it is written
+    rest = list(stream)
+    pieces = [first["answer"]] + [c["answer"] for c in rest[:-1]]
+    assert len(pieces) > 10 and all(set(c) == {"answer"} for c in rest[:-1])
+    result = rest[-1]["result"]
+    assert set(rest[-1]) == {"result"} and isinstance(result, AnswerResult)
+    assert "".join(pieces) == result.raw_text
+    # the citation check ran on the streamed text: [3] points at no retrieved passage (k=2) and is dropped
+    assert result.removed_markers == [3] and "[3]" not in result.text
+    [cited] = result.citations
+    assert cited.marker == 1 and cited.supported and cited.passage.document == "billing-faq.md"
+    assert 0 < result.retrieval_s <= result.ttft_s <= result.total_s
+    # invoke adds the chunks up: the whole text and the result
+    whole = chain.invoke({"question": "How long do refunds take?"})
+    assert whole["answer"] == result.raw_text and whole["result"].citations[0].marker == 1
+
+
+def test_astream_events_show_every_step(retriever):
+    chain = build_chain(fake_model("Refunds are issued within 14 days [1]."), retriever, search_kwargs={"k": 2})
+
+    async def collect():
+        return [e async for e in chain.astream_events({"question": "How long do refunds take?"}, version="v2")]
+
+    events = asyncio.run(collect())
+    names = [(e["event"], e["name"]) for e in events]
+    for step in ("condense", "retrieve", "relevance_gate", "injection_filter", "prompt", "check_citations"):
+        assert ("on_chain_end", step) in names, step
+    [docs] = [e["data"]["output"] for e in events if e["event"] == "on_retriever_end"]
+    assert docs[0].metadata["document"] == "billing-faq.md" and retriever.queries[-1] == "How long do refunds take?"
+    tokens = [e["data"]["chunk"].content for e in events if e["event"] == "on_chat_model_stream"]
+    assert len(tokens) > 5 and "".join(tokens) == "Refunds are issued within 14 days [1]."
+    streamed = [e["data"]["chunk"] for e in events if e["event"] == "on_chain_stream" and e["name"] == "rag_answer"]
+    assert "".join(c.get("answer", "") for c in streamed) == "".join(tokens)
+    assert streamed[-1]["result"].citations[0].passage.document == "billing-faq.md"
+
+
+def test_off_topic_question_streams_not_covered_without_calling_the_model(retriever):
+    timeline = Timeline()
+    chunks = list(build_chain(fake_model("never said"), retriever).stream(
+        {"question": "What is the boiling point of mercury?"}, {"callbacks": [timeline]}))
+    assert chunks[0]["answer"] == NOT_COVERED and not chunks[-1]["result"].covered and timeline.events == []
+
+
+def test_served_prompt_is_the_training_prompt(retriever):
+    """The grounding adapter is trained on build_messages; the chain must send the model exactly that text."""
+    passages = [Passage(t, doc, pages, "Section", i, 0.5) for i, (t, doc, pages) in enumerate(TEXTS[:3])]
+    history = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]
+    sent = prompt_messages("How long do refunds take?", passages, history)
+    trained = build_messages("How long do refunds take?", passages)
+    assert [m.type for m in sent] == ["system", "human", "ai", "human"]
+    assert [sent[0].content, sent[-1].content] == [m["content"] for m in trained]
+    assert [m.content for m in prompt_messages("Hello?", None)] == ["Hello?"]
+
+
+def test_a_search_only_retriever_is_wrapped_as_a_langchain_retriever(local_embeddings):
+    class Replay:  # like the grounding bench's recorded passages: only search()
+        def search(self, query, k=None, **kwargs):
+            return [Passage(TEXTS[0][0], TEXTS[0][1], [2], "Refunds", 0, 0.8, scores={"vector": 0.8})][:k]
+
+    chain = RagChain(fake_model("Refunds are issued within 14 days."), Replay(), k=1)
+    assert [p.pages for p in chain.retrieve("refunds?")] == [[2]]
+    result = chain.run("How long do refunds take?")
+    assert result.citations[0].attached and result.citations[0].passage.section == "Refunds"
+    with pytest.raises(TypeError, match="search"):
+        RagChain(fake_model("x"), object())
+
+
+def test_a_retrieval_failure_is_raised_as_it_is_not_as_a_model_error(local_embeddings):
+    class Broken:
+        def search(self, query, k=None, **kwargs):
+            raise LookupError("the index is gone")
+
+    with pytest.raises(LookupError, match="index is gone"):
+        RagChain(fake_model("never said"), Broken()).run("How long do refunds take?")

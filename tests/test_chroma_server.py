@@ -28,7 +28,7 @@ from test_documents import (  # noqa: F401  (collected here with the server sett
 from test_index import (  # noqa: F401
     test_chroma_never_embeds_by_itself,
     test_collection_records_its_embedding_model_and_refuses_another,
-    test_langchain_vectorstore_over_the_same_collection,
+    test_query_gives_the_nearest_chunks_with_their_cosine_similarity,
     test_upsert_query_reuse_by_hash_and_delete,
 )
 

@@ -1,6 +1,7 @@
 """The Compare page: AppTest (sets, a real run with the local model, stop, results) and a real browser."""
 
 import csv
+import html
 import io
 import json
 import re
@@ -50,8 +51,9 @@ def open_compare() -> AppTest:
 
 
 def texts(at: AppTest) -> str:
-    return " ".join(str(e.value) for kind in ("markdown", "caption", "info", "warning", "error", "success")
-                    for e in getattr(at, kind))
+    """Every text the page shows, as the browser displays it (untrusted parts are sent as character references)."""
+    return html.unescape(" ".join(str(e.value) for kind in ("markdown", "caption", "info", "warning", "error",
+                                                            "success") for e in getattr(at, kind)))
 
 
 def test_empty_page_offers_the_sample_set():
@@ -73,7 +75,7 @@ def test_import_names_bad_lines_and_keeps_the_good_ones():
     at.run()
     at.button(key="eval_import").click().run()
     assert not at.exception, at.exception
-    assert any("mine.jsonl line 2: not valid JSON" in w.value for w in at.warning)
+    assert any("mine.jsonl line 2: not valid JSON" in html.unescape(w.value) for w in at.warning)
     assert "Imported 1 questions from mine.jsonl (1 row(s) left out" in texts(at)
     assert EvalStore(load_settings().db_path).list_sets()[0].name == "mine"
 
@@ -82,8 +84,44 @@ def test_bad_format_regex_blocks_the_run():
     EvalStore(load_settings().db_path).create_set("Mine", QUESTIONS)
     at = open_compare()
     at.text_input(key="style_pattern").set_value("[unclosed").run()
-    assert any("not a valid regular expression" in e.value for e in at.error)
+    assert any("not a valid regular expression" in html.unescape(e.value) for e in at.error)
     assert at.button(key="run_eval").disabled
+
+
+def test_first_run_is_short_and_estimated():
+    """Questions default to 10 of a larger set, the Run button says how long, and Chat's default is named."""
+    from rag_ft.evaluation import default_configs
+    from rag_ft.evaluation.configs import chat_default
+    from rag_ft.evaluation.estimate import DEFAULT_ANSWER_S
+    from rag_ft.models.catalogue import available_models
+
+    s = load_settings()
+    store = EvalStore(s.db_path)
+    set_id = store.create_set("Big", [EvalQuestion(f"Question {i}?") for i in range(30)])
+    n = len(default_configs(available_models(s)))
+    at = open_compare()
+    assert at.number_input(key="eval_limit").value == 10
+    assert at.button(key="run_eval").label == f"Run {n} configuration(s) on 10 question(s)"
+    minutes = -(-int(10 * n * DEFAULT_ANSWER_S["local"]) // 60)
+    assert f"about {minutes} min ({10 * n} answers; time per answer a first guess" in texts(at)
+    chat = chat_default(default_configs(available_models(s)), available_models(s))
+    assert f"and RAG by default: that is configuration {chat.label}." in texts(at)
+
+    # answers timed on this machine (2 s each) replace the guess
+    run_id = store.create_run(set_id, [RunConfig(c.label, c.model, c.rag) for c in
+                                       default_configs(available_models(s))], RunOptions())
+    for q in store.questions(set_id)[:3]:
+        for i in range(n):
+            store.save_result(run_id, ev_record(i, q.id))
+    at.number_input(key="eval_limit").set_value(15).run()
+    assert at.button(key="run_eval").label == f"Run {n} configuration(s) on 15 question(s)"
+    assert f"about {-(-15 * n * 2 // 60)} min ({15 * n} answers; time per answer measured on this machine)" in texts(at)
+
+
+def ev_record(config_index: int, question_id: int):
+    from rag_ft.evaluation import AnswerRecord
+
+    return AnswerRecord(config_index, question_id, "An answer.", total_s=2.0)
 
 
 @pytest.mark.slow

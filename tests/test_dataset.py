@@ -131,13 +131,14 @@ def test_estimate_cost_and_tokens():
     assert dataset.estimate([*records, "bad"], GPT).examples == 20
 
 
-def test_prices_resolve_aliases_and_fine_tuned_models():
-    assert dataset.price_for("gpt-4.1") == 25.00 and dataset.price_for("gpt-4.1-mini") == 5.00
-    assert dataset.price_for("gpt-4o-mini-2024-07-18") == 3.00
-    assert dataset.price_for("ft:gpt-4o-mini-2024-07-18:acme::abc123") == 3.00
-    assert dataset.price_for("gpt-unknown") is None and dataset.estimate([rec()] * 10, "gpt-4o").cost_usd == \
+def test_estimate_prices_an_alias_like_its_snapshot():
+    # the price lookup itself is tested in test_pricing.py; here: the estimate uses it, and the limits
+    assert dataset.estimate([rec()] * 10, "gpt-4o").cost_usd == \
         pytest.approx(dataset.estimate([rec()] * 10, "gpt-4o-2024-08-06").cost_usd)
+    assert dataset.estimate([rec()] * 10, "gpt-unknown").cost_usd is None
     assert dataset.max_tokens_for("gpt-3.5-turbo") == 16_385
+    assert dataset.max_tokens_for(LOCAL_CHAT_MODEL) == dataset.LOCAL_MAX_TOKENS
+    assert dataset.models()[0] == "gpt-4.1-mini-2025-04-14" and dataset.models()[-1] == LOCAL_CHAT_MODEL
 
 
 def test_estimate_local_time_scales_from_measured_step():
@@ -236,3 +237,41 @@ def test_validation_split_is_reproducible():
     ids = list(range(1, 51))
     v = dataset.validation_ids(ids, 0.2)
     assert len(v) == 10 and v == dataset.validation_ids(ids, 0.2) and set(v) <= set(ids)
+
+
+def test_oversized_messages_are_refused_at_import_with_their_line():
+    import json as _json
+
+    from rag_ft.training import dataset as ds
+
+    good = _json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]})
+    big = _json.dumps({"messages": [{"role": "user", "content": "x" * (ds.MAX_MESSAGE_CHARS + 1)},
+                                    {"role": "assistant", "content": "a"}]})
+    huge_line = "y" * (ds.MAX_LINE_BYTES + 10)
+    result = ds.import_jsonl("\n".join([good, big, huge_line, good]).encode())
+    assert result.lines == [1, 4]
+    assert [n for n, _ in result.problems] == [2, 3]
+    assert "limit" in result.problems[0][1] and "bytes" in result.problems[1][1]
+    csv_data = ("question,answer\nq1,a1\nq2," + "z" * (ds.MAX_MESSAGE_CHARS + 1) + "\n").encode()
+    result = ds.import_csv(csv_data)
+    assert len(result.records) == 1 and result.problems[0][0] == 3
+
+
+def test_token_counts_are_cached_by_content_and_huge_messages_are_not_tokenized():
+    import time
+
+    from rag_ft.training import dataset as ds
+
+    msgs = [{"role": "user", "content": "How long is the warranty period? " * 6000},
+            {"role": "assistant", "content": "Two years."}]
+    t0 = time.perf_counter()
+    first = ds.count_tokens(msgs, "gpt-4o-mini")
+    t_first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    assert ds.count_tokens([dict(m) for m in msgs], "gpt-4o-mini") == first  # same content, new objects
+    assert time.perf_counter() - t0 < t_first / 3  # hashed, not tokenized again
+    huge = [{"role": "user", "content": "w " * 5_000_000}, {"role": "assistant", "content": "ok"}]
+    t0 = time.perf_counter()
+    n = ds.count_tokens(huge, "gpt-4o-mini")
+    assert time.perf_counter() - t0 < 2.0 and n > 1_000_000
+    assert [c for c, _ in ds.format_errors({"messages": huge})] == ["message_too_long"]

@@ -119,10 +119,7 @@ def test_add_from_chat_with_and_without_passages(settings):
 def test_stale_when_chunk_changes_or_document_goes(settings):
     from rag_ft.db import connect
 
-    conn = connect(settings.db_path)
-    conn.executescript("CREATE TABLE IF NOT EXISTS chunks (id TEXT PRIMARY KEY, document_id TEXT, collection TEXT, "
-                       "document TEXT, chunk_index INTEGER, hash TEXT, text TEXT, pages TEXT, section TEXT, "
-                       "element_types TEXT)")
+    conn = connect(settings.db_path)  # the migrations created the documents' chunks table
     conn.execute("INSERT INTO chunks VALUES ('c1','d1','default','m.md',0,'h1','t','[]','','[]')")
     store = ExampleStore(settings.db_path)
     i = store.add(_msgs(), source="generated", collection="default", document_id="d1", document="m.md",

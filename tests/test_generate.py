@@ -130,3 +130,25 @@ def test_generation_with_local_model_keeps_provenance_and_goes_stale(settings, l
     assert generate_broken and fresh[0].example_id not in store.stale_ids()
     documents.delete_document(settings, "hub_manual.md")
     assert fresh[0].example_id in store.stale_ids()
+
+
+def test_only_chunks_of_indexed_documents_are_offered(settings):
+    """A document a killed run left 'indexing' (or one that failed) may hold half-replaced rows: not offered."""
+    from rag_ft.db import connect, transaction
+    from rag_ft.index import chunks
+    from rag_ft.records import Chunk
+
+    conn = connect(settings.db_path)
+    with transaction(conn):
+        for doc_id, name, status in [("d1", "ok.md", "indexed"), ("d2", "half.md", "indexing"),
+                                     ("d3", "bad.md", "failed")]:
+            conn.execute("INSERT INTO documents (id, collection, name, status) VALUES (?, 'default', ?, ?)",
+                         (doc_id, name, status))
+            rows = [Chunk(f"{name} part {i}. Some text here.", name, i, section="1 Intro") for i in range(2)]
+            chunks.replace_for_document(conn, doc_id, "default", [f"{doc_id}-{i}" for i in range(2)], rows)
+    conn.close()
+    offered = generate.list_chunks(settings.db_path)
+    assert [(c.document, c.chunk_index, c.id) for c in offered] == [("ok.md", 0, "d1-0"), ("ok.md", 1, "d1-1")]
+    assert offered[0].section == "1 Intro" and offered[0].text.startswith("ok.md part 0")
+    assert generate.list_chunks(settings.db_path, [("default", "half.md")]) == []
+    assert generate.list_documents(settings.db_path) == [("default", "ok.md", 2)]

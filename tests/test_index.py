@@ -69,12 +69,16 @@ def test_chroma_never_embeds_by_itself(settings):
     assert vi.count() == 0
 
 
-def test_langchain_vectorstore_over_the_same_collection(settings, local_embeddings):
-    vi = VectorIndex(settings, "langchain")
+def test_query_gives_the_nearest_chunks_with_their_cosine_similarity(settings, local_embeddings):
+    vi = VectorIndex(settings, "nearest")
     vi.ensure("local:all-MiniLM-L6-v2")
     texts = ["Refunds are paid within 14 days.", "The API allows 600 requests per minute."]
-    vi.upsert(["a", "b"], local_embeddings.embed_documents(texts), texts, [{"hash": "a"}, {"hash": "b"}])
-    store = vi.vectorstore(local_embeddings)
-    [doc] = store.similarity_search("how fast do I get my money back", k=1)
-    assert doc.id == "a" and doc.page_content == texts[0]
+    vectors = local_embeddings.embed_documents(texts)
+    vi.upsert(["a", "b"], vectors, texts, [{"hash": "a"}, {"hash": "b"}])
+    q = local_embeddings.embed_query("how fast do I get my money back")
+    [(cid, sim)] = vi.query(q, 1)
+    cos = sum(x * y for x, y in zip(q, vectors[0], strict=True)) / (
+        sum(x * x for x in q) ** 0.5 * sum(y * y for y in vectors[0]) ** 0.5)
+    assert cid == "a" and sim == pytest.approx(cos, abs=1e-4)
+    assert [c for c, _ in vi.query(q, 10)] == ["a", "b"]  # more than stored: every chunk, best first
     assert vi.query(local_embeddings.embed_query("rate limit"), 1)[0][0] == "b"

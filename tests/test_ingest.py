@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rag_ft.ingest import SUPPORTED_EXTENSIONS, ParseResult, parse, supported
+from rag_ft.ingest import SUPPORTED_EXTENSIONS, ParseLimits, ParseResult, parse, supported
 from rag_ft.records import content_hash
 
 DOCS = Path(__file__).resolve().parent.parent.parent / "shared" / "docs"
@@ -306,3 +306,79 @@ def test_parse_never_raises(ext: str, data: bytes) -> None:
     name = f"file.{ext}" if ext else "file"
     result = parse(name, data, ocr=False)
     check_invariants(result)
+
+
+# ---------------------------------------------------------------- limits (ParseLimits; settings RAG_FT_*)
+def test_limits_come_from_the_settings() -> None:
+    from rag_ft.settings import load_settings
+
+    s = load_settings(env={"RAG_FT_PARSE_MEMORY_MB": "1024", "RAG_FT_PARSE_TIMEOUT_S": "60",
+                           "RAG_FT_MAX_PDF_PAGES": "100", "RAG_FT_MAX_OCR_PAGES": "0", "RAG_FT_MAX_UPLOAD_MB": "10",
+                           "RAG_FT_MAX_TEXT_CHARS": "5000"})
+    assert ParseLimits.from_settings(s) == ParseLimits(memory_mb=1024, timeout_s=60.0, max_pdf_pages=100,
+                                                       max_ocr_pages=0, max_upload_mb=10, max_text_chars=5000)
+    assert ParseLimits.from_settings(load_settings(env={})) == ParseLimits()  # one set of defaults
+    assert "RAG_FT_PARSE_TIMEOUT_S must be at least 5" in s.with_(parse_timeout_s=1).problems()[0]
+
+
+@pytest.mark.filterwarnings("ignore:Copying pages")
+def test_pages_past_the_page_cap_are_skipped_with_a_warning(shared_docs: Path) -> None:
+    result = parse("fr_olap.pdf", (shared_docs / "fr_olap.pdf").read_bytes(), ocr=False,
+                   limits=ParseLimits(max_pdf_pages=2))
+    check_invariants(result)
+    assert result.pages == 2 and {p for c in result.chunks for p in c.pages} <= {1, 2}
+    assert "pages 3-12 skipped: the page cap is 2 (RAG_FT_MAX_PDF_PAGES)" in result.warnings
+
+
+@pytest.mark.filterwarnings("ignore:Copying pages")
+def test_a_long_run_of_empty_pages_is_one_range(shared_docs: Path) -> None:
+    import pikepdf
+
+    pdf = pikepdf.open(shared_docs / "layout-parser-paper-with-table.pdf")
+    for _ in range(30):
+        pdf.add_blank_page(page_size=(612, 792))
+    buf = io.BytesIO()
+    pdf.save(buf)
+    result = parse("padded.pdf", buf.getvalue())  # OCR on: blank pages are never sent to tesseract
+    assert result.pages == 31 and "no text on page(s) 2-31" in result.warnings
+
+
+@pytest.mark.filterwarnings("ignore:Copying pages")
+def test_ocr_reads_at_most_the_ocr_cap(shared_docs: Path) -> None:
+    import pikepdf
+
+    scans = pikepdf.new()  # three copies of a scanned page
+    for _ in range(3):
+        scans.pages.extend(pikepdf.open(shared_docs / "loremipsum-flat.pdf").pages)
+    buf = io.BytesIO()
+    scans.save(buf)
+    result = parse("scans.pdf", buf.getvalue(), limits=ParseLimits(max_ocr_pages=1))
+    check_invariants(result)
+    assert result.pages == 3 and all(c.pages == [1] for c in result.chunks)
+    assert "Lorem ipsum" in result.chunks[0].text
+    assert "OCR stopped after 1 page(s), the limit per file (RAG_FT_MAX_OCR_PAGES): page(s) 2, 3 not read" \
+        in result.warnings
+    off = parse("scans.pdf", buf.getvalue(), limits=ParseLimits(max_ocr_pages=0))
+    assert off.error == "scanned PDF with no text: OCR is turned off"
+
+
+def test_text_over_the_limit_is_refused_and_other_formats_are_cut(shared_docs: Path) -> None:
+    limits = ParseLimits(max_text_chars=2000)
+    text = parse("norwich-city.txt", (shared_docs / "norwich-city.txt").read_bytes(), limits=limits)
+    assert text.error is not None and text.error.startswith("too much text: the file holds ")
+    assert text.error.endswith("characters, over the limit of 2,000 (RAG_FT_MAX_TEXT_CHARS): split it into smaller "
+                               "files")
+    full = parse("fr_olap.pdf", (shared_docs / "fr_olap.pdf").read_bytes(), ocr=False)
+    cut = parse("fr_olap.pdf", (shared_docs / "fr_olap.pdf").read_bytes(), ocr=False, limits=limits)
+    check_invariants(cut)
+    assert 0 < len(cut.chunks) < len(full.chunks) and sum(len(c.text) for c in cut.chunks) <= 2200
+    assert cut.chunks[0].text == full.chunks[0].text
+    assert any(w.startswith("text after the first 2,000 characters skipped (the file holds ") for w in cut.warnings)
+
+
+def test_bounded_parse_gives_the_same_chunks_as_parse(shared_docs: Path) -> None:
+    from rag_ft.ingest import parse_bounded
+
+    for name in ("fake.odt", "vodafone.xlsx", "fr_olap.pdf"):
+        data = (shared_docs / name).read_bytes()
+        assert parse_bounded(name, data, ocr=False) == parse(name, data, ocr=False), name

@@ -1,15 +1,21 @@
-"""Hybrid retrieval: BM25 maths, score ranges, k, threshold, hybrid vs vector, live-only results, pages."""
+"""Hybrid retrieval: BM25 maths, score ranges, k, threshold, hybrid vs vector, live-only results, pages,
+and the retriever as a LangChain BaseRetriever."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import numpy as np
 import pytest
 from documents_fixtures import markdown
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
 
 from rag_ft.index.documents import delete_document, index_files
-from rag_ft.retrieval.hybrid import K1, B, BM25Index, Retriever, bm25_index, tokenize
+from rag_ft.records import Passage
+from rag_ft.retrieval.bm25 import K1, B, BM25Index, bm25_index, tokenize
+from rag_ft.retrieval.hybrid import HybridRetriever, Retriever
 
 SUPPORT = [
     ("billing.md", b"# Billing FAQ\n\n## Refunds\n\nRefunds for annual plans are paid back within 14 days of the "
@@ -53,7 +59,7 @@ def test_bm25_matches_the_okapi_formula_and_normalises_to_0_1():
 def support(settings, local_embeddings):
     outs = index_files(settings, local_embeddings, SUPPORT)
     assert all(o.status == "indexed" for o in outs)
-    return Retriever(settings, local_embeddings)
+    return HybridRetriever(settings, local_embeddings)
 
 
 def test_results_carry_scores_pages_sections_and_respect_k(support, settings):
@@ -65,6 +71,25 @@ def test_results_carry_scores_pages_sections_and_respect_k(support, settings):
         assert p.chunk_id and p.document_id
     assert hits[0].score >= hits[1].score
     assert len(support.search("refund", threshold=0)) <= settings.retrieval_k  # k defaults to the setting
+
+
+def test_it_is_a_langchain_retriever_returning_documents(support):
+    assert isinstance(support, BaseRetriever) and Retriever is HybridRetriever
+    query = "how long until my refund is paid back"
+    docs = support.invoke(query, k=2, threshold=0)
+    assert [type(d) for d in docs] == [Document, Document]
+    meta = docs[0].metadata
+    assert meta["document"] == "billing.md" and meta["section"] and "14 days" in docs[0].page_content
+    assert set(meta) >= {"document", "pages", "section", "chunk_index", "chunk_id", "document_id", "score", "scores"}
+    assert docs[0].id == meta["chunk_id"] and set(meta["scores"]) == {"vector", "bm25"}
+    # the same hits as search(), through the one Document <-> Passage conversion
+    assert [Passage.from_document(d) for d in docs] == support.search(query, k=2, threshold=0)
+    # fields set on the retriever are the defaults of every call; batch and async work like any retriever's
+    one = support.model_copy(update={"k": 1, "threshold": 0.0})
+    batched = one.batch([query, "QX-4471"])
+    assert [len(b) for b in batched] == [1, 1] and batched[1][0].metadata["document"] == "api.md"
+    assert asyncio.run(one.ainvoke("QX-4471", hybrid=False))[0].metadata["scores"].keys() == {"vector"}
+    assert support.invoke("best chocolate cake recipe with strawberries") == []  # the settings' threshold
 
 
 def test_exact_codes_are_found_by_the_keyword_half(support):

@@ -206,9 +206,9 @@ def test_generate_from_documents_on_the_page(data_dir, local_chat):
     from rag_ft.db import connect
 
     conn = connect(load_settings(env={"RAG_FT_DATA_DIR": str(data_dir)}).db_path)
-    conn.executescript("CREATE TABLE IF NOT EXISTS chunks (id TEXT PRIMARY KEY, document_id TEXT, collection TEXT, "
-                       "document TEXT, chunk_index INTEGER, hash TEXT, text TEXT, pages TEXT, section TEXT, "
-                       "element_types TEXT)")
+    # an indexed document with one chunk (connect created the tables); only 'indexed' documents are offered
+    conn.execute("INSERT INTO documents (id, collection, name, status) VALUES ('d1', 'default', 'billing-faq.docx', "
+                 "'indexed')")
     conn.execute("INSERT INTO chunks VALUES ('c1','d1','default','billing-faq.docx',0,'h1',"
                  "'Is there a free trial? Yes. The Team plan has a 14-day free trial, and no credit card is required.',"
                  "'[]','Is there a free trial?','[]')")

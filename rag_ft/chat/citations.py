@@ -12,35 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from rag_ft.records import Passage
+from rag_ft.text import CONTENT_WORD, MARKER, content_words, plural_stem, split_sentences
 
-MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
-WORD = re.compile(r"[^\W_]+(?:[.'’][^\W_]+)*", re.UNICODE)
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n+")
-STOPWORDS = frozenset(
-    """a an the and or but if then than of to in on at by for with from as is are was were be been being it its
-    this that these those there their they them he she his her we our you your i me my do does did doing have has
-    had can could will would shall should may might must not no yes so such what which who whom whose when where
-    why how all any both each few more most other some only own same too very just into over under about after
-    before between through during out up down off again further once here also per via""".split()
-)
 SUPPORT_MIN = 0.25  # share of a sentence's content words found in the passage, below which it is "unsupported"
-
-
-def content_words(text: str) -> list[str]:
-    """Lower-cased words that carry meaning (no stopwords, no bare markers), lightly stemmed."""
-    words = []
-    for w in WORD.findall(text.lower()):
-        if w in STOPWORDS or (len(w) < 2 and not w.isdigit()):
-            continue
-        words.append(_stem(w))
-    return words
-
-
-def _stem(w: str) -> str:
-    for suffix in ("ies", "es", "s"):
-        if len(w) > 4 and w.endswith(suffix) and not w.endswith("ss"):
-            return w[: -len(suffix)] + ("y" if suffix == "ies" else "")
-    return w
 
 
 def support(sentence: str, passage_text: str) -> float:
@@ -50,10 +24,6 @@ def support(sentence: str, passage_text: str) -> float:
         return 0.0
     have = set(content_words(passage_text))
     return len(words & have) / len(words)
-
-
-def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in SENTENCE_END.split(text) if s and s.strip()]
 
 
 def markers_in(text: str) -> list[int]:
@@ -87,8 +57,8 @@ def highlight_words(sentences: Sequence[str], passage_text: str) -> list[str]:
     for s in sentences:
         wanted.update(content_words(MARKER.sub(" ", s)))
     seen, out = set(), []
-    for w in WORD.findall(passage_text):
-        key = _stem(w.lower())
+    for w in CONTENT_WORD.findall(passage_text):
+        key = plural_stem(w.lower())
         if key in wanted and key not in seen:
             seen.add(key)
             out.append(w)

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import math
 import re
-import string
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-SUPPORT_MIN = 0.25  # same bar as rag_ft.chat.citations: a sentence is supported by a passage at this share of words
-ARTICLES = re.compile(r"\b(a|an|the)\b")
+from rag_ft.chat.citations import SUPPORT_MIN  # a correct citation meets the chat's "supported" bar
+from rag_ft.text import MARKER, normalize_answer
 
 
 @dataclass(frozen=True)
@@ -105,15 +104,8 @@ def citation_recall(cited: Sequence[Ref], document: str, pages: Sequence[int] = 
     return len(expected & got) / len(expected)
 
 
-def normalize_answer(text: str) -> str:
-    """SQuAD normalisation: lower case, no punctuation, no articles (a, an, the), single spaces."""
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in set(string.punctuation))
-    text = ARTICLES.sub(" ", text)
-    return " ".join(text.split())
-
-
-CITATION_TAGS = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]|\[(?:source|sources)\s*:[^\]]*\]", re.IGNORECASE)
+# [n] markers and [Source: ...] tags
+CITATION_TAGS = re.compile(MARKER.pattern + r"|\[(?:source|sources)\s*:[^\]]*\]", re.IGNORECASE)
 
 
 def strip_citations(text: str) -> str:

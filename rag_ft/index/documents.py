@@ -29,7 +29,8 @@ from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
-from rag_ft.db import connect, ensure_schema, transaction
+from rag_ft.db import open_db, transaction
+from rag_ft.index import chunks as chunk_rows
 from rag_ft.index.vectors import EmbeddingMismatch, VectorIndex
 from rag_ft.models.providers import embedding_id
 from rag_ft.records import Chunk
@@ -37,21 +38,6 @@ from rag_ft.settings import ROOT, Settings
 
 SAMPLE_DOCS = ROOT / "sample_docs"
 EMBED_BATCH = 32
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS documents(
-    id TEXT PRIMARY KEY, collection TEXT, name TEXT, size INTEGER, hash TEXT, pages INTEGER,
-    chunk_count INTEGER, status TEXT, error TEXT, indexed_at TEXT, embedding TEXT,
-    UNIQUE(collection, name));
-CREATE TABLE IF NOT EXISTS chunks(
-    id TEXT PRIMARY KEY, document_id TEXT, collection TEXT, document TEXT, chunk_index INTEGER, hash TEXT,
-    text TEXT, pages TEXT /*json list*/, section TEXT, element_types TEXT /*json list*/);
-CREATE INDEX IF NOT EXISTS chunks_by_document ON chunks(document_id, chunk_index);
-CREATE INDEX IF NOT EXISTS chunks_by_collection ON chunks(collection);
--- per collection: the embedding model it was built with, and a counter bumped on every change
--- (retrieval rebuilds its in-memory BM25 index when the counter moves)
-CREATE TABLE IF NOT EXISTS collections(name TEXT PRIMARY KEY, embedding TEXT, version INTEGER NOT NULL DEFAULT 0);
-"""
 
 Progress = Callable[[float, str], None]
 
@@ -98,23 +84,13 @@ class FileOutcome:
 
 # ---------------------------------------------------------------- plumbing
 
-_SCHEMA_DONE: set[str] = set()
 _THREAD_LOCK = threading.RLock()
 _LOCAL = threading.local()
 
 
-def _db(settings: Settings) -> sqlite3.Connection:
-    conn = connect(settings.db_path)
-    key = str(settings.db_path.resolve())
-    if key not in _SCHEMA_DONE:
-        ensure_schema(conn, SCHEMA)
-        _SCHEMA_DONE.add(key)
-    return conn
-
-
 @contextmanager
 def _conn(settings: Settings) -> Iterator[sqlite3.Connection]:
-    conn = _db(settings)
+    conn = open_db(settings)
     try:
         yield conn
     finally:
@@ -203,14 +179,6 @@ def _bump(conn: sqlite3.Connection, collection: str, embedding: str | None = Non
     )
 
 
-def _row_to_chunk(row: sqlite3.Row) -> Chunk:
-    return Chunk(
-        text=row["text"], document=row["document"], chunk_index=row["chunk_index"],
-        pages=json.loads(row["pages"] or "[]"), section=row["section"] or "",
-        element_types=json.loads(row["element_types"] or "[]"), hash=row["hash"],
-    )
-
-
 # ---------------------------------------------------------------- the indexing core
 
 def _embed_missing(
@@ -251,13 +219,7 @@ def _store(
     # vectors of the previous version (or of an interrupted run) that the new version does not use
     vindex.delete_ids(set(vindex.ids_of_document(doc_id)) - set(ids))
     with transaction(conn):
-        conn.execute("DELETE FROM chunks WHERE document_id=?", (doc_id,))
-        conn.executemany(
-            "INSERT INTO chunks(id, document_id, collection, document, chunk_index, hash, text, pages, section, "
-            "element_types) VALUES(?,?,?,?,?,?,?,?,?,?)",
-            [(cid, doc_id, vindex.collection, c.document, c.chunk_index, c.hash, c.text, json.dumps(c.pages),
-              c.section or "", json.dumps(c.element_types)) for cid, c in zip(ids, chunks, strict=True)],
-        )
+        chunk_rows.replace_for_document(conn, doc_id, vindex.collection, ids, chunks)
         conn.execute(
             "UPDATE documents SET status='indexed', error='', chunk_count=?, pages=?, indexed_at=?, embedding=? "
             "WHERE id=?", (len(chunks), pages, _now(), eid, doc_id),
@@ -268,10 +230,37 @@ def _store(
     return embedded
 
 
-def _parse(name: str, data: bytes) -> Any:
-    from rag_ft.ingest import parse
+def _parse(settings: Settings, name: str, data: bytes) -> Any:
+    """Read one file in the memory-capped, time-limited worker process (rag_ft.ingest.sandbox)."""
+    from rag_ft.ingest.limits import ParseLimits
+    from rag_ft.ingest.sandbox import parse_bounded
 
-    return parse(name, data)
+    return parse_bounded(name, data, ParseLimits.from_settings(settings))
+
+
+def _shown(name: str) -> str:
+    """The name as it can be displayed and stored: a lone surrogate (undecodable bytes) becomes '?'."""
+    return name.encode("utf-8", "replace").decode("utf-8")
+
+
+def _read_unless_unchanged(
+    settings: Settings, collection: str, name: str, data: bytes, report: Progress | None
+) -> Any:
+    """Parse a file before the indexing lock is taken (reading may take minutes; Delete must not wait behind
+    it); None when these very bytes are already indexed. Holds no lock: a stale answer only means
+    ``_index_one`` parses under the lock after all."""
+    name = (name or "").strip()
+    if not name:
+        return None
+    if _shown(name) == name:  # an invalid name is not looked up: parsing refuses it by name
+        with _conn(settings) as conn:
+            rec = _get(conn, collection, name)
+        if rec and rec.status == "indexed" and rec.hash == hashlib.sha256(data).hexdigest() \
+                and rec.embedding == embedding_id(settings):
+            return None
+    if report:
+        report(0.02, "reading")
+    return _parse(settings, name, data)
 
 
 def _failure(result: Any) -> str | None:
@@ -284,19 +273,22 @@ def _failure(result: Any) -> str | None:
 
 def _index_one(
     settings: Settings, embeddings: Embeddings, conn: sqlite3.Connection, vindex: VectorIndex, name: str,
-    data: bytes, report: Progress | None, force: bool = False,
+    data: bytes, report: Progress | None, force: bool = False, parsed: Any = None,
 ) -> FileOutcome:
+    """Store one file; ``parsed`` is its ParseResult when it was read before the lock (else it is read here)."""
     name = (name or "").strip()
     if not name:
         return FileOutcome("(no name)", "failed", error="a file needs a name")
+    if parsed is not None and _failure(parsed):  # e.g. a name SQLite cannot take: refused before any lookup
+        return FileOutcome(_shown(name), "failed", error=_failure(parsed) or "", warnings=list(parsed.warnings))
     collection, eid = vindex.collection, embedding_id(settings)
     digest = hashlib.sha256(data).hexdigest()
     rec = _get(conn, collection, name)
     if not force and rec and rec.status == "indexed" and rec.hash == digest and rec.embedding == eid:
         return FileOutcome(name, "unchanged", chunks=rec.chunk_count, pages=rec.pages)
-    if report:
+    if report and parsed is None:
         report(0.02, "reading")
-    result = _parse(name, data)
+    result = parsed if parsed is not None else _parse(settings, name, data)
     problem = _failure(result)
     if problem:  # the previous version (if any) stays indexed: bad input loses nothing
         return FileOutcome(name, "failed", error=problem, warnings=list(result.warnings))
@@ -345,7 +337,7 @@ def _recover(
 def _remove(conn: sqlite3.Connection, vindex: VectorIndex, rec: DocumentRecord) -> None:
     vindex.delete_ids(vindex.ids_of_document(rec.id))
     with transaction(conn):
-        conn.execute("DELETE FROM chunks WHERE document_id=?", (rec.id,))
+        chunk_rows.delete_for_document(conn, rec.id)
         conn.execute("DELETE FROM documents WHERE id=?", (rec.id,))
         _bump(conn, vindex.collection)
 
@@ -354,12 +346,15 @@ def _remove(conn: sqlite3.Connection, vindex: VectorIndex, rec: DocumentRecord) 
 
 def index_files(
     settings: Settings, embeddings: Embeddings, files: Sequence[tuple[str, bytes]], collection: str = "default",
-    progress: Progress | None = None,
+    progress: Progress | None = None, on_outcome: Callable[[int, FileOutcome], None] | None = None,
 ) -> list[FileOutcome]:
     """Index files (name, bytes) into ``collection``; one outcome per file, in order. One bad file stops nothing.
 
-    ``progress(fraction 0..1, message)`` is called as files advance. Raises ``EmbeddingMismatch`` (before
-    changing anything) when the collection was built with another embedding model.
+    ``progress(fraction 0..1, message)`` is called as files advance, and ``on_outcome(i, outcome)`` as soon as
+    file ``i`` is done, so a caller can show each result while the rest of the batch runs (one recovery of
+    interrupted runs happens at the start). Each file is read (bounded, in a worker process) before the indexing
+    lock is taken; the lock is held only while that file is stored, so Delete never waits behind a slow read. Raises ``EmbeddingMismatch`` (before changing
+    anything) when the collection was built with another embedding model.
     """
     outcomes: list[FileOutcome] = []
     total = max(1, len(files))
@@ -367,20 +362,25 @@ def index_files(
         vindex = VectorIndex(settings, collection)
         vindex.check(embedding_id(settings))
         _recover(settings, embeddings, conn, vindex)
-        for i, (name, data) in enumerate(files):
-            def report(frac: float, msg: str, i: int = i, name: str = name) -> None:
-                if progress:
-                    progress(min(1.0, (i + frac) / total), f"{name}: {msg}")
+    for i, (name, data) in enumerate(files):
+        def report(frac: float, msg: str, i: int = i, name: str = _shown(name)) -> None:
+            if progress:
+                progress(min(1.0, (i + frac) / total), f"{name}: {msg}")
 
-            report(0.0, "starting")
-            try:
-                outcome = _index_one(settings, embeddings, conn, vindex, name, data, report)
-            except EmbeddingMismatch:
-                raise
-            except Exception as exc:  # e.g. Chroma unreachable mid-run; the record stays 'indexing' for recovery
-                outcome = FileOutcome(name, "failed", error=f"indexing failed: {type(exc).__name__}: {exc}")
-            outcomes.append(outcome)
-            report(1.0, outcome.message)
+        report(0.0, "starting")
+        try:
+            # read first, lock after: the lock is held only while the file is stored (embedded + written)
+            parsed = _read_unless_unchanged(settings, collection, name, data, report)
+            with indexing_lock(settings), _conn(settings) as conn:
+                outcome = _index_one(settings, embeddings, conn, vindex, name, data, report, parsed=parsed)
+        except EmbeddingMismatch:
+            raise
+        except Exception as exc:  # e.g. Chroma unreachable mid-run; the record stays 'indexing' for recovery
+            outcome = FileOutcome(_shown(name), "failed", error=f"indexing failed: {type(exc).__name__}: {exc}")
+        outcomes.append(outcome)
+        report(1.0, outcome.message)
+        if on_outcome:
+            on_outcome(i, outcome)
     return outcomes
 
 
@@ -450,7 +450,13 @@ def reindex_document(
     settings: Settings, embeddings: Embeddings, name: str, collection: str = "default",
     progress: Progress | None = None,
 ) -> FileOutcome:
-    """Parse and chunk the stored copy again (vectors of unchanged chunks are reused)."""
+    """Parse and chunk the stored copy again (vectors of unchanged chunks are reused).
+
+    The copy is read before the indexing lock is taken; under the lock the record is looked up again.
+    """
+    rec = get_document(settings, name, collection)
+    path = _file_path(settings, rec.id) if rec else None
+    parsed = _parse(settings, name, path.read_bytes()) if path and path.exists() else None
     with indexing_lock(settings), _conn(settings) as conn:
         rec = _get(conn, collection, name)
         if rec is None:
@@ -460,8 +466,11 @@ def reindex_document(
             return FileOutcome(name, "failed", error="the stored copy of this file is missing: upload it again")
         vindex = VectorIndex(settings, collection)
         vindex.check(embedding_id(settings))
+        data = path.read_bytes()
+        if parsed is not None and hashlib.sha256(data).hexdigest() != rec.hash:
+            parsed = None  # replaced meanwhile: read the new copy (under the lock, this once)
         try:
-            return _index_one(settings, embeddings, conn, vindex, name, path.read_bytes(), progress, force=True)
+            return _index_one(settings, embeddings, conn, vindex, name, data, progress, force=True, parsed=parsed)
         except EmbeddingMismatch:
             raise
         except Exception as exc:
@@ -471,10 +480,8 @@ def reindex_document(
 def document_chunks(settings: Settings, name: str, collection: str = "default") -> list[Chunk]:
     """The chunks of an indexed document, in order (for the chunk viewer)."""
     with _conn(settings) as conn:
-        rows = conn.execute(
-            "SELECT c.* FROM chunks c JOIN documents d ON d.id = c.document_id "
-            "WHERE d.collection=? AND d.name=? ORDER BY c.chunk_index", (collection, name)).fetchall()
-    return [_row_to_chunk(r) for r in rows]
+        rec = _get(conn, collection, name)
+        return chunk_rows.of_document(conn, rec.id) if rec else []
 
 
 def sample_files() -> list[tuple[str, bytes]]:
@@ -514,9 +521,8 @@ def reembed(
         vindex.ensure(embedding_id(settings))
         embedded = 0
         for n, rec in enumerate(docs):
-            rows = conn.execute("SELECT * FROM chunks WHERE document_id=? ORDER BY chunk_index", (rec.id,)).fetchall()
-            if rows:
-                chunks = [_row_to_chunk(r) for r in rows]
+            chunks = chunk_rows.of_document(conn, rec.id)
+            if chunks:
                 embedded += _store(settings, embeddings, conn, vindex, rec.id, chunks, rec.pages)
             if progress:
                 progress((n + 1) / max(1, len(docs)), f"{rec.name}: re-embedded")

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from rag_ft import offline  # noqa: F401  (SQLite swap before chromadb)
-from rag_ft.models.providers import embedding_id
 from rag_ft.settings import Settings
 
 # Chroma rejects larger batches (max ~5,461 on this build); stay well below.
@@ -109,8 +108,7 @@ class VectorIndex:
         self.name = chroma_name(collection)
         self.client = chroma_client(settings)
         self._col: Any = None
-        self._vs: Any = None
-        self._n = 0
+        self._n: int | None = None  # chunks in the collection, counted at the first query
 
     # ---- the collection and the embedding model it was built with ----
     def exists(self) -> bool:
@@ -151,7 +149,7 @@ class VectorIndex:
     def drop(self) -> None:
         if self.exists():
             self.client.delete_collection(self.name)
-        self._col = self._vs = None
+        self._col, self._n = None, None
 
     def count(self) -> int:
         return self._collection().count() if self.exists() else 0
@@ -202,29 +200,16 @@ class VectorIndex:
         return {i: list(v) for i, v in zip(got["ids"], got["embeddings"], strict=True)}
 
     def query(self, vector: Sequence[float], n: int) -> list[tuple[str, float]]:
-        """Nearest chunks as (chunk id, cosine similarity clipped to 0..1), best first (via langchain-chroma)."""
-        if self._vs is None:  # the first query checks and opens; later ones reuse the LangChain store
+        """Nearest chunks as (chunk id, cosine similarity clipped to 0..1), best first."""
+        if self._n is None:  # the first query checks and counts; later ones reuse the open collection
             if not self.exists():
                 return []
-            self._vs = self.vectorstore(None)
             self._n = self._collection().count()
         n = min(n, self._n)
         if n <= 0:
             return []
-        hits = self._vs.similarity_search_by_vector_with_relevance_scores(list(vector), k=n)
+        # ids and distances only: the texts come from SQLite, which says which chunks are live
+        got = self._collection().query(query_embeddings=[list(vector)], n_results=n, include=["distances"])
         # Chroma returns the cosine distance (1 - cos): lower is closer
-        return [(doc.id, max(0.0, min(1.0, 1.0 - float(dist)))) for doc, dist in hits]
-
-    def vectorstore(self, embeddings: Any) -> Any:
-        """The same collection as a LangChain ``Chroma`` vector store (for LangChain retrievers and chains)."""
-        from langchain_chroma import Chroma
-
-        if embeddings is not None:
-            self.check(embedding_id(self.settings))
-        self._collection(create_for=embedding_id(self.settings))  # exists before LangChain opens it
-        return Chroma(
-            client=self.client,
-            collection_name=self.name,
-            embedding_function=embeddings,
-            collection_configuration={"hnsw": {"space": "cosine"}},
-        )
+        return [(cid, max(0.0, min(1.0, 1.0 - float(dist)))) for cid, dist in zip(got["ids"][0], got["distances"][0],
+                                                                                strict=True)]

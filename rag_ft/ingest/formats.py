@@ -10,6 +10,9 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
 
 # Extension -> format. The format names are ours; rag_ft.ingest.elements has one partition function each.
 EXTENSIONS: dict[str, str] = {
@@ -51,7 +54,24 @@ MAIL_HEADERS = {"from", "to", "subject", "date", "mime-version", "message-id", "
 
 
 class ParseError(Exception):
-    """The file yields nothing usable; the message is shown to the user as is."""
+    """The file yields nothing usable; the message is shown to the user as is.
+
+    ``warnings`` says what was skipped on the way (e.g. pages past the page cap), shown with the error.
+    """
+
+    def __init__(self, message: str, warnings: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.warnings = list(warnings or [])
+
+
+@dataclass
+class Parsed:
+    """What reading a file gave: unstructured elements, the format read, pages, and what was skipped."""
+
+    elements: list[Any]
+    fmt: str
+    pages: int = 0  # page count for paged formats, else 0
+    warnings: list[str] = field(default_factory=list)
 
 
 def extension(name: str) -> str:
@@ -119,12 +139,13 @@ def zip_format(data: bytes) -> str | None:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             names = set(z.namelist())
             if "mimetype" in names:
-                mime = z.read("mimetype").decode("ascii", "replace").strip()
+                with z.open("mimetype") as member:  # bounded: a hostile 'mimetype' may unpack to gigabytes
+                    mime = member.read(100).decode("ascii", "replace").strip(" \t\r\n\0")
                 if mime == "application/epub+zip":
                     return "epub"
                 if mime == "application/vnd.oasis.opendocument.text":
                     return "odt"
-    except (zipfile.BadZipFile, OSError, KeyError):
+    except (zipfile.BadZipFile, OSError, KeyError, ValueError, EOFError, NotImplementedError, zlib.error):
         return None
     for prefix, fmt in (("word/", "docx"), ("ppt/", "pptx"), ("xl/", "xlsx")):
         if any(n.startswith(prefix) for n in names):

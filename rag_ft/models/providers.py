@@ -15,6 +15,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.language_models.chat_models import BaseChatModel
 
 from rag_ft.settings import Settings, SettingsError
+from rag_ft.untrusted import redact
 
 OPENAI_DEFAULT_BASE = "https://api.openai.com/v1"
 
@@ -102,10 +103,10 @@ def check_openai(settings: Settings, timeout: float = 5.0) -> str | None:
             return "The OpenAI API key was refused (401): check OPENAI_API_KEY."
         if exc.code == 403:
             return "The key has no access to this server (403): check the key's project and permissions."
-        return f"{base} answered HTTP {exc.code} to a model list request."
+        return redact(f"{base} answered HTTP {exc.code} to a model list request.")
     except (urllib.error.URLError, TimeoutError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return f"Cannot reach {base} ({reason}): check OPENAI_BASE_URL and the network."
+        reason = getattr(exc, "reason", exc)  # the base URL may carry user:password@: shown masked
+        return redact(f"Cannot reach {base} ({reason}): check OPENAI_BASE_URL and the network.")
 
 
 def provider_status(settings: Settings, probe: bool = True) -> ProviderStatus:
@@ -114,7 +115,7 @@ def provider_status(settings: Settings, probe: bool = True) -> ProviderStatus:
     provider = settings.active_provider if settings.provider in ("auto", "local", "openai") else "?"
     chat, emb = settings.chat_model_name, settings.embedding_model_name
     if problems:
-        return ProviderStatus(False, provider, chat, emb, " ".join(problems))
+        return ProviderStatus(False, provider, chat, emb, redact(" ".join(problems)))
     if provider == "openai":
         problem = check_openai(settings) if probe else None
         if problem:

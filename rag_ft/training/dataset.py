@@ -9,33 +9,31 @@ A record is ``{"messages": [{"role": ..., "content": ...}, ...]}`` (one JSONL li
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
 import random
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rag_ft import pricing
+from rag_ft.pricing import PRICES_AS_OF as PRICES_AS_OF  # re-exported: the training page shows it
 from rag_ft.settings import LOCAL_CHAT_MODEL
 from rag_ft.training import tokens
 
-ROLES = ("system", "user", "assistant", "tool", "function")
+ROLES = ("system", "user", "assistant", "tool", "function")  # every role the fine-tuning API accepts
+CHAT_ROLES = ROLES[:3]  # a plain chat example: the only roles the job snapshot (rag_ft.training.jobs) takes
 MESSAGE_KEYS = ("role", "content", "name", "weight", "tool_calls", "tool_call_id", "function_call", "refusal")
 MIN_EXAMPLES = 10  # the fine-tuning API refuses fewer
+# One message over this many characters is refused (at import, with its line, and in the checks): the largest
+# context a fine-tuning API takes is ~65k tokens (~260k characters). Counting the tokens of a 49 MB message
+# took 64 s and 7.9 GB; a JSONL line over MAX_LINE_BYTES is refused before it is even parsed.
+MAX_MESSAGE_CHARS = 262_144
+MAX_LINE_BYTES = 4 * MAX_MESSAGE_CHARS
 
-# OpenAI fine-tuning prices, USD per 1M TRAINING tokens, and the most tokens one example may have
-# (longer ones are truncated). From openai.com/api/pricing and the fine-tuning guide, as of 2025-06-01.
-PRICES_AS_OF = "2025-06-01"
-PRICES: dict[str, dict[str, float]] = {
-    "gpt-4.1-mini-2025-04-14": {"usd_per_1m": 5.00, "max_tokens": 65_536},
-    "gpt-4.1-nano-2025-04-14": {"usd_per_1m": 1.50, "max_tokens": 65_536},
-    "gpt-4.1-2025-04-14": {"usd_per_1m": 25.00, "max_tokens": 65_536},
-    "gpt-4o-mini-2024-07-18": {"usd_per_1m": 3.00, "max_tokens": 65_536},
-    "gpt-4o-2024-08-06": {"usd_per_1m": 25.00, "max_tokens": 65_536},
-    "gpt-3.5-turbo-0125": {"usd_per_1m": 8.00, "max_tokens": 16_385},
-}
+# training prices and per-example token limits: rag_ft.pricing (one table with the answering prices)
 LOCAL_MAX_TOKENS = 2048  # SmolLM2-135M context used by the local trainer
 
 # OpenAI's default-epochs heuristic (cookbook constants)
@@ -54,32 +52,14 @@ LOCAL_MEASURED_TOKENS = 153
 
 def models() -> list[str]:
     """Models the estimate can be made for: OpenAI's fine-tunable ones, then the local one."""
-    return [*PRICES, LOCAL_CHAT_MODEL]
-
-
-def _price_entry(model: str) -> dict[str, float] | None:
-    """The PRICES row for a model id: exact, a dated snapshot of an alias ("gpt-4.1" -> "gpt-4.1-2025-04-14",
-    never "gpt-4.1-mini-..."), or the base of a fine-tuned "ft:<base>:org::id" model."""
-    if model.startswith("ft:"):
-        model = model.split(":")[1]
-    if model in PRICES:
-        return PRICES[model]
-    for name, info in PRICES.items():
-        if re.fullmatch(re.escape(model) + r"-\d{4}(-\d{2}-\d{2})?", name):
-            return info
-    return None
+    return [*pricing.fine_tunable_models(), LOCAL_CHAT_MODEL]
 
 
 def max_tokens_for(model: str) -> int:
+    """The most tokens one training example may have (longer ones are truncated, and billed truncated)."""
     if tokens.is_local_model(model):
         return LOCAL_MAX_TOKENS
-    entry = _price_entry(model)
-    return int(entry["max_tokens"]) if entry else 65_536
-
-
-def price_for(model: str) -> float | None:
-    entry = _price_entry(model)
-    return entry["usd_per_1m"] if entry else None
+    return pricing.max_training_tokens(model)
 
 
 # ---- validation ---------------------------------------------------------------------------------
@@ -121,6 +101,16 @@ class Report:
         return [i for i in self.issues if i.index == -1]
 
 
+def has_role(message: Any, roles: Sequence[str] = ROLES) -> bool:
+    """The message is an object whose "role" is one of ``roles``."""
+    return isinstance(message, dict) and message.get("role") in roles
+
+
+def has_assistant(messages: Sequence[Any]) -> bool:
+    """At least one assistant message: an example without one has nothing to learn from."""
+    return any(has_role(m, ("assistant",)) for m in messages)
+
+
 def format_errors(record: Any) -> list[tuple[str, str]]:
     """(code, message) for each reason the fine-tuning API would reject this record."""
     if not isinstance(record, dict):
@@ -140,7 +130,7 @@ def format_errors(record: Any) -> list[tuple[str, str]]:
         if extra:
             out.append(("message_unrecognized_key", f"message {n} has unknown key(s): {', '.join(map(str, extra))}"))
         role = m.get("role")
-        if "role" in m and role not in ROLES:
+        if "role" in m and not has_role(m):
             out.append(("unrecognized_role", f"message {n} has unknown role {role!r}"))
         content = m.get("content")
         if "content" in m and content is not None and not isinstance(content, str):
@@ -148,22 +138,45 @@ def format_errors(record: Any) -> list[tuple[str, str]]:
         elif "role" in m and not m.get("tool_calls") and not m.get("function_call") and (
                 content is None or not str(content).strip()):
             out.append(("missing_content", f"message {n} ({role}) is empty"))
+        if isinstance(content, str) and len(content) > MAX_MESSAGE_CHARS:
+            out.append(("message_too_long", f"message {n} has {len(content):,} characters: the limit is "
+                        f"{MAX_MESSAGE_CHARS:,}"))
         if "weight" in m and m["weight"] not in (0, 1):
             out.append(("weight", f"message {n} weight must be 0 or 1"))
-    if not any(isinstance(m, dict) and m.get("role") == "assistant" for m in messages):
+    if not has_assistant(messages):
         out.append(("example_missing_assistant_message", "no assistant message"))
     return out
 
 
-def _key(record: dict[str, Any]) -> str:
+def record_key(record: dict[str, Any]) -> str:
+    """What makes two records duplicates: the same messages (key order ignored). The store's import uses it too."""
     return json.dumps(record.get("messages"), sort_keys=True, ensure_ascii=False)
 
 
+_COUNTS: dict[tuple[str, str], int] = {}  # (model, content hash) -> tokens: the grid reruns on every click
+_COUNTS_MAX = 100_000
+
+
 def count_tokens(messages: list[dict[str, Any]], model: str) -> int:
-    """Tokens in one example for ``model``: tiktoken (OpenAI) or the local model's chat template."""
-    if tokens.is_local_model(model):
-        return tokens.count_local(messages)
-    return tokens.count_openai(messages, model)
+    """Tokens in one example for ``model``: tiktoken (OpenAI) or the local model's chat template.
+
+    Cached by content hash, so unchanged rows are never counted twice in a process. Messages over the size
+    limit are not tokenized (that is what took minutes and gigabytes): they count as characters / 4, and
+    ``format_errors`` already refuses them.
+    """
+    key = (model, hashlib.sha256(json.dumps(messages, sort_keys=True, ensure_ascii=False).encode()).hexdigest())
+    if key in _COUNTS:
+        return _COUNTS[key]
+    if any(isinstance(m, dict) and len(str(m.get("content") or "")) > MAX_MESSAGE_CHARS for m in messages):
+        n = sum(len(str(m.get("content") or "")) for m in messages if isinstance(m, dict)) // 4
+    elif tokens.is_local_model(model):
+        n = tokens.count_local(messages)
+    else:
+        n = tokens.count_openai(messages, model)
+    if len(_COUNTS) >= _COUNTS_MAX:
+        _COUNTS.clear()
+    _COUNTS[key] = n
+    return n
 
 
 def validate(records: Sequence[Any], model: str = LOCAL_CHAT_MODEL, min_examples: int = MIN_EXAMPLES,
@@ -184,7 +197,7 @@ def validate(records: Sequence[Any], model: str = LOCAL_CHAT_MODEL, min_examples
             report.issues.append(Issue(i, "warning", "missing_system", "no system message"))
         if "user" not in roles:
             report.issues.append(Issue(i, "warning", "missing_user", "no user message"))
-        key = _key(rec)
+        key = record_key(rec)
         if key in seen:
             report.issues.append(Issue(i, "warning", "duplicate", f"duplicate of example {seen[key] + 1}"))
         else:
@@ -218,7 +231,7 @@ def default_epochs(n_examples: int) -> int:
 class Estimate:
     tokens: int  # billing tokens in one pass over the dataset (each example capped at the model's limit)
     epochs: int
-    cost_usd: float | None  # None for the local model (free) or a model missing from PRICES
+    cost_usd: float | None  # None for the local model (free) or a model missing from rag_ft.pricing
     local_seconds: float | None  # None for OpenAI models
     examples: int = 0
     token_counts: list[int] = field(default_factory=list)
@@ -235,7 +248,7 @@ def estimate(records: Sequence[dict[str, Any]], model: str, epochs: int | None =
     limit = max_tokens_for(model)
     billing = sum(min(limit, c) for c in counts)
     n_epochs = int(epochs) if epochs else default_epochs(len(good))
-    price = None if tokens.is_local_model(model) else price_for(model)
+    price = None if tokens.is_local_model(model) else pricing.training_price(model)
     cost = billing * n_epochs * price / 1_000_000 if price is not None else None
     local = None
     if tokens.is_local_model(model) and good:
@@ -296,6 +309,10 @@ def import_jsonl(data: bytes) -> ImportResult:
         raw = raw.rstrip(b"\r")
         if not raw.strip():
             continue
+        if len(raw) > MAX_LINE_BYTES:
+            result.problems.append((n, f"line of {len(raw):,} bytes: one example may hold at most "
+                                       f"{MAX_MESSAGE_CHARS:,} characters a message"))
+            continue
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -352,6 +369,9 @@ def import_csv(data: bytes) -> ImportResult:
             a = row[ai].strip() if ai < len(row) else ""
             if not q or not a:
                 result.problems.append((start, f"empty {pair[0] if not q else pair[1]}"))
+                continue
+            if max(len(q), len(a)) > MAX_MESSAGE_CHARS:
+                result.problems.append((start, f"a cell over {MAX_MESSAGE_CHARS:,} characters"))
                 continue
             msgs = []
             if si is not None and si < len(row) and row[si].strip():

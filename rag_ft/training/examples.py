@@ -9,43 +9,18 @@ soft (``deleted_at``) so anything deleted can be restored.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rag_ft.db import connect, ensure_schema, transaction
+from rag_ft.db import connect, transaction
+from rag_ft.index import chunks
 
 STATUSES = ("draft", "approved", "rejected")
 SPLITS = ("train", "validation")
 SOURCES = ("manual", "import", "generated", "chat")
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS examples (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    messages TEXT NOT NULL,               -- JSON list of {role, content, ...}
-    status TEXT NOT NULL DEFAULT 'draft',
-    split TEXT NOT NULL DEFAULT 'train',
-    source TEXT NOT NULL DEFAULT 'manual',
-    source_file TEXT NOT NULL DEFAULT '',
-    source_line INTEGER,
-    collection TEXT NOT NULL DEFAULT '',
-    document_id TEXT NOT NULL DEFAULT '',
-    document TEXT NOT NULL DEFAULT '',
-    chunk_id TEXT NOT NULL DEFAULT '',
-    chunk_hash TEXT NOT NULL DEFAULT '',
-    section TEXT NOT NULL DEFAULT '',
-    tags TEXT NOT NULL DEFAULT '[]',
-    notes TEXT NOT NULL DEFAULT '',
-    search_text TEXT NOT NULL DEFAULT '', -- lower-cased contents + tags + notes, for search
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    deleted_at TEXT
-);
-CREATE INDEX IF NOT EXISTS examples_status ON examples(status, split);
-CREATE INDEX IF NOT EXISTS examples_doc ON examples(document_id, chunk_hash);
-"""
 
 EDITABLE = ("messages", "status", "split", "tags", "notes", "source", "source_file", "source_line",
             "collection", "document_id", "document", "chunk_id", "chunk_hash", "section")
@@ -145,6 +120,26 @@ def _clean_tags(tags: Any) -> list[str]:
     return [t.strip() for t in tags if str(t).strip()]
 
 
+def with_text(messages: Sequence[Any], role: str, text: str) -> list[Any]:
+    """A copy of ``messages`` with the grid's view of ``role`` set to ``text``: the first system / first user /
+    last assistant message. A missing message of that role is added (a system message goes first), so typing
+    into an empty cell does what it looks like."""
+    if role not in ("system", "user", "assistant"):
+        raise ExampleError(f"Unknown role {role!r}.")
+    messages = [dict(m) if isinstance(m, dict) else m for m in messages]
+    idx = [i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == role]
+    if idx:
+        messages[idx[-1] if role == "assistant" else idx[0]]["content"] = text
+    elif role == "system":
+        messages.insert(0, {"role": "system", "content": text})
+    elif role == "user":
+        pos = 1 if messages and isinstance(messages[0], dict) and messages[0].get("role") == "system" else 0
+        messages.insert(pos, {"role": "user", "content": text})
+    else:
+        messages.append({"role": "assistant", "content": text})
+    return messages
+
+
 def _check(fields: dict[str, Any]) -> None:
     if "status" in fields and fields["status"] not in STATUSES:
         raise ExampleError(f"Unknown status {fields['status']!r}: use one of {', '.join(STATUSES)}.")
@@ -161,8 +156,7 @@ class ExampleStore:
 
     def __init__(self, db_path: Path | str) -> None:
         self.db_path = Path(db_path)
-        self.conn = connect(self.db_path)
-        ensure_schema(self.conn, SCHEMA)
+        self.conn = connect(self.db_path)  # the examples table exists: connect applies the migrations
 
     # ---- writes -------------------------------------------------------------------------------
     def add(self, messages: list[dict[str, Any]], status: str = "draft", split: str = "train",
@@ -198,28 +192,50 @@ class ExampleStore:
         return ids
 
     def update(self, example_id: int, **fields: Any) -> Example:
-        """Change fields of one example in one transaction; returns the saved example."""
-        unknown = set(fields) - set(EDITABLE)
+        """Change fields of one example in one transaction; returns the saved example.
+
+        ``texts={"user": "...", "assistant": "..."}`` edits the grid's view of the messages (``with_text``)
+        on the row as it is INSIDE the transaction, so two processes editing different cells of the same
+        example both keep their edit (a read outside the transaction would let one write back a stale copy).
+        """
+        unknown = set(fields) - set(EDITABLE) - {"texts"}
         if unknown:
             raise ExampleError(f"Unknown example field(s): {', '.join(sorted(unknown))}.")
         _check(fields)
         with transaction(self.conn):
-            row = self.conn.execute("SELECT * FROM examples WHERE id = ?", (example_id,)).fetchone()
-            if row is None:
-                raise ExampleError(f"No example with id {example_id}.")
-            ex = _row_to_example(row)
-            if "tags" in fields:
-                fields["tags"] = _clean_tags(fields["tags"])
-            for k, v in fields.items():
-                setattr(ex, k, v)
-            sets = {k: v for k, v in fields.items() if k not in ("messages", "tags")}
-            sets["messages"] = json.dumps(ex.messages, ensure_ascii=False)
-            sets["tags"] = json.dumps(ex.tags)
-            sets["search_text"] = _search_text(ex.messages, ex.tags, ex.notes)
-            sets["updated_at"] = ex.updated_at = _now()
-            self.conn.execute(
-                f"UPDATE examples SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
-                [*sets.values(), example_id])
+            return self._write(example_id, dict(fields))
+
+    def update_many(self, changes: Mapping[int, Mapping[str, Any]]) -> list[Example]:
+        """Change several examples (``{id: {field: value}}``) in ONE transaction: all are saved, or none."""
+        for fields in changes.values():
+            unknown = set(fields) - set(EDITABLE) - {"texts"}
+            if unknown:
+                raise ExampleError(f"Unknown example field(s): {', '.join(sorted(unknown))}.")
+            _check(dict(fields))
+        with transaction(self.conn):
+            return [self._write(int(i), dict(f)) for i, f in changes.items() if f]
+
+    def _write(self, example_id: int, fields: dict[str, Any]) -> Example:
+        """The UPDATE of ``update``; the caller holds the transaction and has checked the fields."""
+        row = self.conn.execute("SELECT * FROM examples WHERE id = ?", (example_id,)).fetchone()
+        if row is None:
+            raise ExampleError(f"No example with id {example_id}.")
+        ex = _row_to_example(row)
+        texts = fields.pop("texts", None) or {}
+        for role, text in texts.items():  # read-modify-write of the messages, on the row read just above
+            fields["messages"] = ex.messages = with_text(ex.messages, role, "" if text is None else str(text))
+        if "tags" in fields:
+            fields["tags"] = _clean_tags(fields["tags"])
+        for k, v in fields.items():
+            setattr(ex, k, v)
+        sets = {k: v for k, v in fields.items() if k not in ("messages", "tags")}
+        sets["messages"] = json.dumps(ex.messages, ensure_ascii=False)
+        sets["tags"] = json.dumps(ex.tags)
+        sets["search_text"] = _search_text(ex.messages, ex.tags, ex.notes)
+        sets["updated_at"] = ex.updated_at = _now()
+        self.conn.execute(
+            f"UPDATE examples SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
+            [*sets.values(), example_id])
         return ex
 
     def set_text(self, example_id: int, role: str, text: str) -> Example:
@@ -230,21 +246,7 @@ class ExampleStore:
         """
         if role not in ("system", "user", "assistant"):
             raise ExampleError(f"Unknown role {role!r}.")
-        ex = self.get(example_id)
-        if ex is None:
-            raise ExampleError(f"No example with id {example_id}.")
-        messages = [dict(m) if isinstance(m, dict) else m for m in ex.messages]
-        idx = [i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == role]
-        if idx:
-            messages[idx[-1] if role == "assistant" else idx[0]]["content"] = text
-        elif role == "system":
-            messages.insert(0, {"role": "system", "content": text})
-        elif role == "user":
-            pos = 1 if messages and isinstance(messages[0], dict) and messages[0].get("role") == "system" else 0
-            messages.insert(pos, {"role": "user", "content": text})
-        else:
-            messages.append({"role": "assistant", "content": text})
-        return self.update(example_id, messages=messages)
+        return self.update(example_id, texts={role: text})
 
     def set_many(self, ids: Iterable[int], **fields: Any) -> int:
         """Bulk change (approve, reject, move to validation...) in one transaction; returns rows changed."""
@@ -283,7 +285,59 @@ class ExampleStore:
                                        (value, now, int(i))).rowcount
         return n
 
+    def hold_out(self, fraction: float = 0.2, seed: int = 0) -> tuple[list[int], list[int]]:
+        """Re-split the approved examples: a reproducible ``fraction`` (``dataset.validation_ids``) to validation,
+        the rest to train, in ONE transaction (a crash never leaves half of them moved). Returns (validation
+        ids, train ids)."""
+        from rag_ft.training.dataset import validation_ids
+
+        now = _now()
+        with transaction(self.conn):
+            ids = [r["id"] for r in self.conn.execute(
+                "SELECT id FROM examples WHERE status = 'approved' AND deleted_at IS NULL ORDER BY id")]
+            held = validation_ids(ids, fraction, seed)
+            held_set = set(held)
+            for i in ids:
+                split = "validation" if i in held_set else "train"
+                self.conn.execute("UPDATE examples SET split = ?, updated_at = ? WHERE id = ? AND split != ?",
+                                  (split, now, i, split))
+        return held, [i for i in ids if i not in held_set]
+
+    def find_duplicates(self, records: Sequence[dict[str, Any]]) -> list[int]:
+        """Positions in ``records`` whose messages a live example already has (the same rule as the
+        ``duplicate`` warning of ``dataset.validate``: ``dataset.record_key``)."""
+        from rag_ft.training.dataset import record_key
+
+        have = {record_key({"messages": json.loads(r["messages"])})
+                for r in self.conn.execute("SELECT messages FROM examples WHERE deleted_at IS NULL")}
+        return [n for n, rec in enumerate(records) if record_key(rec) in have]
+
+    def import_records(self, name: str, records: Sequence[dict[str, Any]], lines: Sequence[int],
+                       skip_existing: bool = False) -> tuple[list[int], int]:
+        """Add parsed file records (source "import", with file name and line) in one transaction.
+
+        ``skip_existing`` leaves out records the store already has. Returns (new ids, number skipped).
+        """
+        skip = set(self.find_duplicates(records)) if skip_existing else set()
+        rows = [{"messages": r["messages"], "source": "import", "source_file": name, "source_line": n}
+                for k, (r, n) in enumerate(zip(records, lines, strict=True)) if k not in skip]
+        return (self.add_many(rows) if rows else []), len(skip)
+
     # ---- reads --------------------------------------------------------------------------------
+    def get_many(self, ids: Iterable[int], include_deleted: bool = False) -> list[Example]:
+        """The examples with these ids, in the order given (missing ones left out), in one query."""
+        ids = [int(i) for i in ids]
+        if not ids:
+            return []
+        found: dict[int, Example] = {}
+        for start in range(0, len(ids), 500):  # SQLite caps the number of ? in one statement
+            part = ids[start:start + 500]
+            sql = f"SELECT * FROM examples WHERE id IN ({', '.join('?' * len(part))})"
+            if not include_deleted:
+                sql += " AND deleted_at IS NULL"
+            found.update((r["id"], _row_to_example(r)) for r in self.conn.execute(sql, part))
+        return [found[i] for i in ids if i in found]
+
     def get(self, example_id: int) -> Example | None:
         row = self.conn.execute("SELECT * FROM examples WHERE id = ?", (int(example_id),)).fetchone()
         return _row_to_example(row) if row else None
@@ -329,21 +383,11 @@ class ExampleStore:
     def stale_ids(self) -> set[int]:
         """Generated examples whose source chunk is gone: its document was deleted, or changed so that
         no chunk of it has the hash the example was generated from any more."""
-        has_chunks = self.conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'chunks'").fetchone()
         rows = self.conn.execute(
             "SELECT id, collection, document_id, document, chunk_hash FROM examples "
             "WHERE source = 'generated' AND deleted_at IS NULL AND chunk_hash != ''").fetchall()
-        if not has_chunks:
-            return {r["id"] for r in rows}
-        stale = set()
-        for r in rows:
-            hit = self.conn.execute(
-                "SELECT 1 FROM chunks WHERE hash = ? AND (document_id = ? OR (collection = ? AND document = ?)) LIMIT 1",
-                (r["chunk_hash"], r["document_id"], r["collection"], r["document"])).fetchone()
-            if hit is None:
-                stale.add(r["id"])
-        return stale
+        return {r["id"] for r in rows
+                if not chunks.exists(self.conn, r["chunk_hash"], r["document_id"], r["collection"], r["document"])}
 
     # ---- other pages ----------------------------------------------------------------------------
     def add_from_chat(self, question: str, answer: str, passages: Sequence[Any] = (),

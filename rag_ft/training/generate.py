@@ -17,6 +17,8 @@ from typing import Any
 
 from rag_ft.chat.prompt import format_passage, user_message
 from rag_ft.db import connect
+from rag_ft.index import chunks as chunk_rows
+from rag_ft.text import overlap_words, prose_sentences
 from rag_ft.training.examples import ExampleStore
 
 DEFAULT_SYSTEM = ("You are a friendly support assistant. Answer in one or two short sentences and end with "
@@ -30,21 +32,9 @@ WRITER_PROMPT = (
     "Reply in exactly this format:\nQuestion: <the question>\nAnswer: <the answer>"
 )
 
-_WORD = re.compile(r"[a-z0-9][a-z0-9'-]*")
-_STOP = set("the a an and or of to in on for is are be was were it this that with as at by from your you can "
-            "will not do does if any all our we they their its has have".split())
 
-
-@dataclass
-class SourceChunk:
-    id: str
-    document_id: str
-    collection: str
-    document: str
-    chunk_index: int
-    hash: str
-    text: str
-    section: str = ""
+# a stored chunk of an indexed document: id, document_id, collection, document, chunk_index, hash, text, section, ...
+SourceChunk = chunk_rows.StoredChunk
 
 
 @dataclass
@@ -67,35 +57,25 @@ class Unusable(ValueError):
     """The model's output is not a usable question/answer pair; the message says why."""
 
 
-def _has_chunks(conn: Any) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='chunks'").fetchone() is not None
-
-
 def list_documents(db_path: Path | str) -> list[tuple[str, str, int]]:
     """(collection, document, number of chunks) for every indexed document; [] before any indexing."""
     conn = connect(db_path)
     try:
-        if not _has_chunks(conn):
-            return []
-        return [(r[0], r[1], r[2]) for r in conn.execute(
-            "SELECT collection, document, COUNT(*) FROM chunks GROUP BY collection, document ORDER BY collection, document")]
+        return chunk_rows.documents_with_counts(conn)
     finally:
         conn.close()
 
 
 def list_chunks(db_path: Path | str, documents: Sequence[tuple[str, str]] | None = None) -> list[SourceChunk]:
-    """Chunks of the given (collection, document) pairs (all when None), in document order."""
+    """Chunks of the given (collection, document) pairs (all when None), in document order.
+
+    Only documents marked 'indexed': one still 'indexing' (or failed) may hold a half-replaced set of rows.
+    """
     conn = connect(db_path)
     try:
-        if not _has_chunks(conn):
-            return []
-        rows = conn.execute("SELECT id, document_id, collection, document, chunk_index, hash, text, section FROM chunks "
-                            "ORDER BY collection, document, chunk_index").fetchall()
+        return chunk_rows.source_chunks(conn, documents)
     finally:
         conn.close()
-    wanted = set(map(tuple, documents)) if documents is not None else None
-    return [SourceChunk(*(r[k] if r[k] is not None else "" for k in range(8)))
-            for r in rows if wanted is None or (r["collection"], r["document"]) in wanted]
 
 
 def section_label(section: str, chunk_index: int) -> str:
@@ -108,10 +88,6 @@ def section_label(section: str, chunk_index: int) -> str:
 
 def _title(section: str) -> str:
     return re.sub(r"^\s*(?:section\s+)?\d+(?:\.\d+)*\.?\s*", "", section or "", flags=re.I).strip(" #:-")
-
-
-def _content_words(text: str) -> list[str]:
-    return [w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 2]
 
 
 def parse_pair(output: str, passage: str) -> tuple[str, str]:
@@ -131,10 +107,10 @@ def parse_pair(output: str, passage: str) -> tuple[str, str]:
         raise Unusable("the answer is not 4-120 words long")
     if a.lower().rstrip("?.") == q.lower().rstrip("?."):
         raise Unusable("the answer repeats the question")
-    words = _content_words(a)
+    words = overlap_words(a)
     if not words:
         raise Unusable("the answer has no content words")
-    source = set(_content_words(passage))
+    source = set(overlap_words(passage))
     grounded = sum(1 for w in words if w in source) / len(words)
     if grounded < 0.6:
         raise Unusable(f"only {grounded:.0%} of the answer's words are in the passage")
@@ -145,17 +121,12 @@ def parse_pair(output: str, passage: str) -> tuple[str, str]:
     return q, a
 
 
-def _sentences(text: str) -> list[str]:
-    flat = " ".join(text.split())
-    return [s.strip() for s in re.split(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])", flat) if s.strip()]
-
-
 def extractive_pair(chunk: SourceChunk) -> tuple[str, str]:
     """A deterministic pair from the chunk itself: a question from its heading, the answer from its sentences."""
     lines = [ln.strip() for ln in chunk.text.strip().splitlines()]
     while len(lines) > 1 and (not lines[0] or (len(lines[0].split()) <= 12 and not lines[0].endswith((".", "!", "?")))):
         lines.pop(0)  # headings at the top of the chunk are not answer text
-    sents = [s for s in _sentences("\n".join(lines)) if 5 <= len(s.split()) <= 60 and not s.endswith(":")]
+    sents = [s for s in prose_sentences("\n".join(lines)) if 5 <= len(s.split()) <= 60 and not s.endswith(":")]
     title = _title(chunk.section)
     if sents and title and sents[0].rstrip(".").lower() == title.lower():
         sents = sents[1:]

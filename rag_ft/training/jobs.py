@@ -16,85 +16,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rag_ft.db import connect, ensure_schema, transaction
+from rag_ft.db import connect, transaction
+from rag_ft.training.dataset import CHAT_ROLES, has_assistant, has_role
+from rag_ft.untrusted import redact
 
 # OpenAI's job statuses; the local backend uses the same words. Anything else is shown as is.
 STATUSES = ("validating_files", "queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
-ROLES = ("system", "user", "assistant")
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS ft_jobs (
-    id TEXT PRIMARY KEY,
-    backend TEXT NOT NULL,             -- local | openai
-    base_model TEXT NOT NULL,
-    status TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    hyperparameters TEXT NOT NULL,     -- json
-    suffix TEXT NOT NULL DEFAULT '',
-    train_file TEXT NOT NULL,
-    train_hash TEXT NOT NULL,
-    n_train INTEGER NOT NULL,
-    validation_file TEXT,
-    validation_hash TEXT,
-    n_validation INTEGER NOT NULL DEFAULT 0,
-    result_model TEXT,                 -- OpenAI model id or the local tuned model's name
-    adapter_dir TEXT,
-    external_id TEXT,                  -- OpenAI's ftjob-... id
-    error_code TEXT,
-    error_message TEXT,
-    error_param TEXT,                  -- the file or parameter the error is about
-    pid INTEGER,                       -- local worker process
-    pid_started REAL,                  -- its create time (guards against pid reuse)
-    heartbeat_at REAL,
-    cancel_requested_at REAL,
-    step INTEGER NOT NULL DEFAULT 0,
-    total_steps INTEGER NOT NULL DEFAULT 0,
-    estimated_finish REAL,
-    trained_tokens INTEGER
-);
-CREATE TABLE IF NOT EXISTS ft_events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_id TEXT NOT NULL REFERENCES ft_jobs(id) ON DELETE CASCADE,
-    created_at REAL NOT NULL,
-    level TEXT NOT NULL,
-    message TEXT NOT NULL,
-    external_id TEXT,
-    UNIQUE(job_id, external_id)
-);
-CREATE TABLE IF NOT EXISTS ft_metrics (
-    job_id TEXT NOT NULL REFERENCES ft_jobs(id) ON DELETE CASCADE,
-    step INTEGER NOT NULL,
-    epoch REAL,
-    train_loss REAL,
-    train_token_accuracy REAL,
-    valid_loss REAL,
-    valid_token_accuracy REAL,
-    created_at REAL NOT NULL,
-    PRIMARY KEY (job_id, step)
-);
-CREATE TABLE IF NOT EXISTS ft_checkpoints (
-    job_id TEXT NOT NULL REFERENCES ft_jobs(id) ON DELETE CASCADE,
-    step INTEGER NOT NULL,
-    epoch REAL,
-    location TEXT NOT NULL,            -- adapter folder (local) or checkpoint model id (OpenAI)
-    metrics TEXT NOT NULL DEFAULT '{}',
-    created_at REAL NOT NULL,
-    PRIMARY KEY (job_id, step)
-);
-CREATE TABLE IF NOT EXISTS ft_models (
-    name TEXT PRIMARY KEY,
-    backend TEXT NOT NULL,
-    base_model TEXT NOT NULL,
-    model_id TEXT,
-    adapter_dir TEXT,
-    job_id TEXT NOT NULL,
-    created_at REAL NOT NULL
-);
-"""
 
 
 class JobNotFound(KeyError):
@@ -237,11 +165,11 @@ def record_problem(rec: Any) -> str | None:
     if not isinstance(rec, dict) or not isinstance(rec.get("messages"), list) or not rec["messages"]:
         return 'each line must be an object with a non-empty "messages" list.'
     for i, m in enumerate(rec["messages"]):
-        if not isinstance(m, dict) or m.get("role") not in ROLES:
-            return f'message {i + 1} needs a "role" of {", ".join(ROLES)}.'
+        if not has_role(m, CHAT_ROLES):
+            return f'message {i + 1} needs a "role" of {", ".join(CHAT_ROLES)}.'
         if not isinstance(m.get("content"), str) or not m["content"].strip():
             return f'message {i + 1} ({m.get("role")}) has no text "content".'
-    if not any(m["role"] == "assistant" for m in rec["messages"]):
+    if not has_assistant(rec["messages"]):
         return "no assistant message: there is nothing to learn from this example."
     return None
 
@@ -256,8 +184,7 @@ class JobStore:
     def __init__(self, db_path: Path | str, data_dir: Path | str | None = None) -> None:
         self.db_path = Path(db_path)
         self.data_dir = Path(data_dir) if data_dir else self.db_path.parent
-        self.conn = connect(self.db_path)
-        ensure_schema(self.conn, SCHEMA)
+        self.conn = connect(self.db_path)  # the tables exist: connect applies the migrations
 
     def close(self) -> None:
         self.conn.close()
@@ -317,6 +244,8 @@ class JobStore:
             return
         if "hyperparameters" in fields:
             fields["hyperparameters"] = json.dumps(fields["hyperparameters"])
+        if fields.get("error_message"):
+            fields["error_message"] = redact(fields["error_message"])
         fields["updated_at"] = time.time()
         cols = ", ".join(f"{k} = ?" for k in fields)
         self.conn.execute(f"UPDATE ft_jobs SET {cols} WHERE id = ?", (*fields.values(), job_id))
@@ -333,6 +262,7 @@ class JobStore:
             self.add_event(job_id, message, level)
 
     def fail(self, job_id: str, code: str, message: str, param: str | None = None) -> None:
+        message = redact(message)  # servers echo keys in errors; nothing stored may hold one
         with transaction(self.conn):
             self.update(job_id, error_code=code, error_message=message, error_param=param)
             self.set_status(job_id, "failed", f"Failed: {message}", "error")
@@ -355,7 +285,7 @@ class JobStore:
         """False when an event with this external id is already stored (OpenAI polling dedupe)."""
         cur = self.conn.execute(
             "INSERT OR IGNORE INTO ft_events (job_id, created_at, level, message, external_id) VALUES (?,?,?,?,?)",
-            (job_id, created_at or time.time(), level, message, external_id),
+            (job_id, created_at or time.time(), level, redact(message), external_id),
         )
         return cur.rowcount > 0
 
@@ -390,6 +320,11 @@ class JobStore:
             "SELECT step, epoch, train_loss, train_token_accuracy, valid_loss, valid_token_accuracy"
             " FROM ft_metrics WHERE job_id = ? ORDER BY step", (job_id,))
         return [Metric(*r) for r in rows]
+
+    def step_times(self, job_id: str) -> list[tuple[int, float]]:
+        """(step, when its metrics were first written) in step order: the trainer's measured pace."""
+        rows = self.conn.execute("SELECT step, created_at FROM ft_metrics WHERE job_id = ? ORDER BY step", (job_id,))
+        return [(int(r[0]), float(r[1])) for r in rows]
 
     def add_checkpoint(self, job_id: str, step: int, location: str, epoch: float | None = None,
                        metrics: dict[str, Any] | None = None) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from rag_ft.settings import Settings
 from rag_ft.training.jobs import STATUSES, TERMINAL, Job, JobStore, Metric, parse_jsonl
+from rag_ft.untrusted import redact
 
 DEFAULT_MODEL = "gpt-4o-mini-2024-07-18"
 BASE_MODELS = ("gpt-4o-mini-2024-07-18", "gpt-4.1-mini-2025-04-14", "gpt-4.1-nano-2025-04-14")
@@ -71,14 +72,14 @@ def explain_exception(exc: Exception) -> Explained:
     import openai
 
     if isinstance(exc, openai.APIConnectionError):
-        return Explained("connection_error", str(exc), UNREACHABLE)
+        return Explained("connection_error", redact(exc), UNREACHABLE)
     if isinstance(exc, openai.APIStatusError):
         body = exc.body if isinstance(exc.body, dict) else {}
         err = body.get("error", body) if isinstance(body, dict) else {}
         code = (err or {}).get("code") or (err or {}).get("type") or f"http_{exc.status_code}"
-        message = (err or {}).get("message") or str(exc)
+        message = redact((err or {}).get("message") or str(exc))  # servers echo the key they refused
         return Explained(str(code), message, explain_error(str(code), message, exc.status_code), (err or {}).get("param"))
-    return Explained(type(exc).__name__, str(exc), "Unexpected error while talking to OpenAI.")
+    return Explained(type(exc).__name__, redact(exc), "Unexpected error while talking to OpenAI.")
 
 
 def parse_metrics_csv(content: bytes) -> list[Metric]:
