@@ -123,14 +123,76 @@ def retriever(s: Settings):
     return HybridRetriever(s, embeddings(s))
 
 
-def add_chat_example(s: Settings, question: str, answer: str, result) -> int | None:
-    """A thumbs-up or edited answer becomes a draft training example (source: chat)."""
+def add_chat_example(s: Settings, question: str, answer: str, result, notes: str = "") -> int | None:
+    """A thumbs-up, edited or thumbs-down answer becomes a draft training example (source: chat)."""
     try:
         from rag_ft.training.examples import ExampleStore
     except ImportError:
         return None
     passages = list(result.passages) if result is not None else []
-    return ExampleStore(s.db_path).add_from_chat(question, answer, passages)
+    store = ExampleStore(s.db_path)
+    try:
+        return store.add_from_chat(question, answer, passages, notes=notes)
+    finally:
+        store.close()
+
+
+def update_chat_example(s: Settings, example_id: int, answer: str) -> None:
+    """An answer edited after it was sent: its example takes the edit (the answer stays one example)."""
+    from rag_ft.training.examples import ExampleError, ExampleStore
+
+    store = ExampleStore(s.db_path)
+    try:
+        store.set_text(example_id, "assistant", answer)
+    except ExampleError:  # deleted for good on the Training data page meanwhile: nothing to follow
+        pass
+    finally:
+        store.close()
+
+
+def new_chat() -> None:
+    """Start an empty conversation under a new id (the URL changes with it)."""
+    from rag_ft.chat.conversations import new_conversation_id
+
+    st.session_state["chat_conversation"] = new_conversation_id()
+    st.session_state["chat_messages"] = []
+    st.query_params["c"] = st.session_state["chat_conversation"]
+
+
+def chat_conversation(s: Settings) -> tuple[str, list[dict]]:
+    """The conversation the Chat page shows, as (id, messages): the one named in the URL (``?c=<id>``),
+    loaded from the data folder when this session does not hold it (a reload, a bookmark); else the session's
+    own; else a new one. The id is written back to the URL, so reloading the page brings the conversation back.
+    """
+    from rag_ft.chat.conversations import ConversationStore, new_conversation_id, valid_conversation_id
+
+    in_url = st.query_params.get("c")
+    current = st.session_state.get("chat_conversation")
+    if valid_conversation_id(in_url) and in_url != current:
+        store = ConversationStore(s.db_path)
+        try:
+            st.session_state["chat_messages"] = store.load(in_url)
+        finally:
+            store.close()
+        current = st.session_state["chat_conversation"] = in_url
+    elif not valid_conversation_id(current):
+        current = st.session_state["chat_conversation"] = new_conversation_id()
+        st.session_state["chat_messages"] = []
+    if in_url != current:  # e.g. back from another page, whose URL has no ?c=
+        st.query_params["c"] = current
+    return current, st.session_state.setdefault("chat_messages", [])
+
+
+def save_conversation(s: Settings, conversation_id: str, messages: list[dict]) -> None:
+    from rag_ft.chat.conversations import ConversationStore
+
+    if not messages:
+        return  # an empty "New chat" leaves no row behind
+    store = ConversationStore(s.db_path)
+    try:
+        store.save(conversation_id, messages)
+    finally:
+        store.close()
 
 
 # ---- compare / evaluation ----
@@ -140,14 +202,23 @@ def eval_store(s: Settings):
     return EvalStore(s.db_path)
 
 
-def warm_up(s: Settings, model) -> None:
-    """Load the local models behind a spinner, so an answer's timings do not include first-use loading."""
+def warm_up(s: Settings, model, rag: bool = True) -> float:
+    """Load what the first answer would otherwise wait for: the embedding model (for RAG), the local runtime,
+    and the model's LoRA adapter. Returns the seconds it took (0.0 when everything was loaded already), so the
+    Chat page can say so and keep loading out of the answer's timings. The caller shows the progress."""
+    import time
+
     from rag_ft.models.local_chat import LocalChatModel, load_runtime
     from rag_ft.models.local_embeddings import LocalEmbeddings, load_sentence_transformer
 
-    if isinstance(embeddings(s), LocalEmbeddings) and load_sentence_transformer.cache_info().currsize == 0:
-        with st.spinner("Loading the embedding model (first use only)..."):
-            load_sentence_transformer()
-    if isinstance(model, LocalChatModel) and load_runtime.cache_info().currsize == 0:
-        with st.spinner("Loading the chat model (first use only, ~15 s)..."):
-            load_runtime()
+    started, loaded = time.perf_counter(), False
+    if rag and isinstance(embeddings(s), LocalEmbeddings) and load_sentence_transformer.cache_info().currsize == 0:
+        load_sentence_transformer()
+        loaded = True
+    if isinstance(model, LocalChatModel):
+        loaded = loaded or load_runtime.cache_info().currsize == 0
+        runtime = load_runtime()
+        if model.adapter_dir and str(model.adapter_dir) not in runtime.adapters:
+            with runtime.lock, runtime.model(model.adapter_dir):  # loads the adapter onto the base model
+                loaded = True
+    return time.perf_counter() - started if loaded else 0.0

@@ -25,10 +25,13 @@ from _common import ROOT, WORDS, summary, synthetic_text, temp_settings
 
 import rag_ft.retrieval.hybrid as retrieval
 from rag_ft.db import connect, transaction
-from rag_ft.index.documents import _bump, load_sample_documents
+from rag_ft.index import chunks as chunk_rows
+from rag_ft.index.documents import load_sample_documents
 from rag_ft.index.vectors import VectorIndex
+from rag_ft.index.writer import bump
 from rag_ft.models.local_embeddings import LocalEmbeddings, load_sentence_transformer
 from rag_ft.models.providers import embedding_id
+from rag_ft.records import Chunk
 from rag_ft.retrieval.bm25 import bm25_index
 from rag_ft.retrieval.hybrid import HybridRetriever
 
@@ -52,24 +55,26 @@ def build_synthetic(settings, n: int, dim: int = 384, per_doc: int = 100) -> Non
     vindex.ensure(embedding_id(settings))
     conn = connect(settings.db_path)  # migrated: the tables exist
     for start in range(0, n, 1000):
-        ids, texts, metas, rows = [], [], [], []
+        ids, texts, metas, per_document = [], [], [], {}
         for i in range(start, min(n, start + 1000)):
             doc = f"doc{i // per_doc:05d}"
             cid, text = f"{doc}-{i % per_doc}", synthetic_text(rng)
             ids.append(cid)
             texts.append(text)
             metas.append({"document_id": doc, "hash": cid})
-            rows.append((cid, doc, "default", f"{doc}.md", i % per_doc, cid, text, "[1]", "Section", "[]"))
+            per_document.setdefault(doc, []).append(
+                (cid, Chunk(text, f"{doc}.md", i % per_doc, pages=[1], section="Section", hash=cid)))
         vecs = nrng.standard_normal((len(ids), dim)).astype(np.float32)
         vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-        vindex._collection().add(ids=ids, embeddings=vecs, documents=texts, metadatas=metas)  # add: faster than upsert
+        vindex.add(ids, vecs, texts, metas)
         with transaction(conn):
-            conn.executemany("INSERT INTO chunks VALUES(?,?,?,?,?,?,?,?,?,?)", rows)
+            for doc, rows in per_document.items():  # 1000 is a multiple of per_doc: no document spans batches
+                chunk_rows.replace_for_document(conn, doc, "default", [i for i, _ in rows], [c for _, c in rows])
     with transaction(conn):
         conn.executemany(
             "INSERT INTO documents VALUES(?, 'default', ?, 0, '', 1, ?, 'indexed', '', '', ?)",
             [(f"doc{d:05d}", f"doc{d:05d}.md", per_doc, embedding_id(settings)) for d in range((n + per_doc - 1) // per_doc)])
-        _bump(conn, "default", embedding_id(settings))
+        bump(conn, "default", embedding_id(settings))
     conn.close()
 
 

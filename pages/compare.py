@@ -118,7 +118,7 @@ with st.container(border=True):
     collection = o4.selectbox("Collection", app_state.collections(s), key="eval_collection")
     judge = st.toggle("LLM judge: groundedness and relevance (1-5)", key="eval_judge", disabled=not s.has_api_key,
                       help="An OpenAI model grades each answer. It is a judgement, not a measurement. Needs a key.")
-
+    st.caption(inert(wf.chat_default_line(configs, choices)))
 
 problems = wf.form_problems(configs, style)
 uses_rag = any(c.rag for c in configs)

@@ -1,4 +1,8 @@
-"""Documents: upload and index files, see each file's outcome, manage indexed documents, search them."""
+"""Documents: upload and index files, see each file's outcome, manage indexed documents, search them.
+
+File names, reasons, headings and passages come from the files: they are shown inert (``rag_ft.untrusted``),
+so an image link in them is text, never a request.
+"""
 
 import pandas as pd
 import streamlit as st
@@ -17,9 +21,12 @@ from rag_ft.index.documents import (
     sample_files,
 )
 from rag_ft.index.vectors import EmbeddingMismatch, IndexProblem
+from rag_ft.text import show_bullets
+from rag_ft.untrusted import inert, inert_line, redact
 
-ICONS = {"indexed": ":material/check_circle:", "updated": ":material/sync:", "unchanged": ":material/done_all:",
-         "failed": ":material/error:"}
+ICONS = {"indexed": ":green[:material/check_circle:]", "updated": ":green[:material/sync:]",
+         "unchanged": ":material/done_all:", "failed": ":red[:material/error:]"}
+S = st.session_state
 
 s = app_state.settings()
 st.title("Documents")
@@ -36,7 +43,7 @@ collection = st.selectbox(
 try:
     check_embedding(s, collection)
 except EmbeddingMismatch as exc:
-    st.error(str(exc), icon=":material/warning:")
+    st.error(inert(redact(exc)), icon=":material/warning:")
     if st.button("Re-embed with the current model", type="primary", key="reembed_btn"):
         with st.status("Re-embedding every passage with the current model...", expanded=True) as status:
             bar = st.progress(0.0)
@@ -45,7 +52,7 @@ except EmbeddingMismatch as exc:
         st.rerun()
     st.stop()
 except IndexProblem as exc:  # Chroma server unreachable
-    st.error(str(exc), icon=":material/cloud_off:")
+    st.error(inert(redact(exc)), icon=":material/cloud_off:")
     st.stop()
 
 docs = list_documents(s, collection)
@@ -54,7 +61,7 @@ if any(d.status == "indexing" for d in docs):
     if done is None:
         st.info("Indexing is running in another session; refresh in a moment.", icon=":material/hourglass:")
     elif done:
-        st.info("Finished indexing interrupted by a restart: " + ", ".join(o.name for o in done),
+        st.info(inert("Finished indexing interrupted by a restart: " + ", ".join(o.name for o in done)),
                 icon=":material/restart_alt:")
         docs = list_documents(s, collection)
 
@@ -66,8 +73,8 @@ def run_indexing(files: list[tuple[str, bytes]], label: str) -> None:
         bar = st.progress(0.0, text="starting")
         outcomes = index_files(
             s, app_state.embeddings(s), files, collection,
-            progress=lambda frac, msg: bar.progress(min(1.0, frac), text=msg),
-            on_outcome=lambda i, o: st.markdown(f"{ICONS[o.status]} **{o.name}**: {o.message}"))
+            progress=lambda frac, msg: bar.progress(min(1.0, frac), text=inert_line(msg)),
+            on_outcome=lambda i, o: st.markdown(f"{ICONS[o.status]} **{inert(o.name)}**: {inert(redact(o.message))}"))
         failed = sum(o.status == "failed" for o in outcomes)
         counts = {k: sum(o.status == k for o in outcomes) for k in ("indexed", "updated", "unchanged")}
         summary = ", ".join(f"{v} {k}" for k, v in counts.items() if v) or "nothing indexed"
@@ -75,7 +82,7 @@ def run_indexing(files: list[tuple[str, bytes]], label: str) -> None:
             summary += f", {failed} failed"
         status.update(label=f"{label}: {summary}", state="error" if failed == len(outcomes) else "complete",
                       expanded=bool(failed))
-    st.session_state["documents_outcomes"] = outcomes
+    S["documents_outcomes"] = outcomes
     st.toast(summary, icon=":material/description:")
 
 
@@ -95,53 +102,77 @@ with st.container(border=True):
                     help="Index the demo documents of a fictional product's support team (sample_docs/)."):
         run_indexing(samples, "Sample documents")
 
-outcomes = st.session_state.get("documents_outcomes")
+outcomes = S.get("documents_outcomes")
 if outcomes:
     st.subheader("Last upload")
     st.dataframe(
         pd.DataFrame([{"File": o.name, "Result": o.status, "Chunks": o.chunks or None, "Pages": o.pages or None,
-                       "Newly embedded": o.embedded, "Details": o.error or "; ".join(o.warnings)} for o in outcomes]),
+                       "Newly embedded": o.embedded, "Details": redact(o.error or "; ".join(o.warnings))}
+                      for o in outcomes]),
         hide_index=True, width="stretch", key="documents_outcome_table",
     )
+    for o in outcomes:  # a table cell cuts a long reason: each failure in full, where it cannot be missed
+        if o.status == "failed":
+            st.error(f"**{inert(o.name)}** was not indexed: {inert(redact(o.error))}", icon=":material/error:")
     docs = list_documents(s, collection)
+
+
+def ask_delete(doc_id: str) -> None:
+    S["documents_confirm_delete"] = doc_id
+
 
 # ---- indexed documents
 st.subheader(f"Indexed documents ({sum(d.status == 'indexed' for d in docs)})")
 if not docs:
     st.caption("No documents in this collection yet: upload files or load the sample documents.")
 for d in docs:
-    with st.container(border=True):
+    with st.container(border=True, key=f"doc_{d.id}"):
         info, reindex, delete = st.columns([6, 1, 1], vertical_alignment="center")
         pages = f" · {d.pages} page(s)" if d.pages else ""
         badge = {"indexed": ":green-badge[indexed]", "indexing": ":orange-badge[indexing]"}.get(
-            d.status, ":red-badge[failed]")
-        info.markdown(f"**{d.name}** {badge}  \n{d.chunk_count} chunk(s){pages} · {d.size / 1024:.1f} KB · "
+            d.status, ":red-badge[:material/error: failed]")
+        info.markdown(f"**{inert(d.name)}** {badge}  \n{d.chunk_count} chunk(s){pages} · {d.size / 1024:.1f} KB · "
                       f"indexed {d.indexed_at.replace('T', ' ').replace('+00:00', ' UTC') or '-'}")
         if d.error:
-            info.caption(d.error)
+            info.error(inert(redact(d.error)), icon=":material/error:")
         if reindex.button("Re-index", key=f"reindex_{d.id}", icon=":material/refresh:"):
-            with st.spinner(f"Re-indexing {d.name}..."):
+            with st.spinner(f"Re-indexing {inert_line(d.name)}..."):
                 o = reindex_document(s, app_state.embeddings(s), d.name, collection)
-            st.toast(f"{d.name}: {o.message}")
+            st.toast(inert_line(f"{d.name}: {redact(o.message)}", 300))
             st.rerun()
-        if delete.button("Delete", key=f"delete_{d.id}", icon=":material/delete:"):
-            delete_document(s, d.name, collection)
-            st.toast(f"Deleted {d.name}")
-            st.session_state.pop("documents_outcomes", None)
-            st.rerun()
+        delete.button("Delete", key=f"delete_{d.id}", icon=":material/delete:", on_click=ask_delete, args=(d.id,))
+        if S.get("documents_confirm_delete") == d.id:  # a second, explicit click deletes
+            ask, really, keep = st.columns([4, 2, 1], vertical_alignment="center")
+            ask.warning(f"Delete **{inert(d.name)}** and its {d.chunk_count} chunk(s) from the index?",
+                        icon=":material/delete:")
+            if really.button("Really delete", key=f"really_delete_{d.id}", type="primary"):
+                delete_document(s, d.name, collection)
+                st.toast(inert_line(f"Deleted {d.name}"))
+                S.pop("documents_outcomes", None)
+                S.pop("documents_confirm_delete", None)
+                st.rerun()
+            keep.button("Keep", key=f"keep_{d.id}", on_click=S.pop, args=("documents_confirm_delete", None))
 
-# ---- chunk viewer
+# ---- chunk viewer: the chunks' text first; click a row to read one in full
 indexed = [d.name for d in docs if d.status == "indexed"]
 if indexed:
     with st.expander("Chunk viewer", icon=":material/view_agenda:"):
         name = st.selectbox("Document", indexed, key="documents_chunk_doc")
         chunks = document_chunks(s, name, collection)
-        st.dataframe(
-            pd.DataFrame([{"#": c.chunk_index, "Pages": ", ".join(map(str, c.pages)), "Section": c.section,
-                           "Types": ", ".join(c.element_types), "Characters": len(c.text), "Text": c.text}
-                          for c in chunks]),
-            hide_index=True, width="stretch", key="documents_chunk_table",
+        picked = st.dataframe(
+            pd.DataFrame([{"#": c.chunk_index, "Text": show_bullets(c.text), "Section": c.section,
+                           "Pages": ", ".join(map(str, c.pages)), "Characters": len(c.text),
+                           "Element types": ", ".join(c.element_types)} for c in chunks]),
+            hide_index=True, width="stretch", key="documents_chunk_table", on_select="rerun",
+            selection_mode="single-row", column_config={"Text": st.column_config.TextColumn(width="large")},
         )
+        rows = picked.selection.rows if picked is not None else []
+        if chunks:
+            c = chunks[rows[0] if rows and rows[0] < len(chunks) else 0]
+            where = " · ".join(x for x in (f"p. {', '.join(map(str, c.pages))}" if c.pages else "", c.section) if x)
+            with st.container(border=True, key="documents_chunk_text"):
+                st.caption(inert_line(f"Chunk {c.chunk_index}" + (f" · {where}" if where else "")))
+                st.markdown(inert(show_bullets(c.text)))
 
 # ---- search
 st.subheader("Search your documents")
@@ -158,6 +189,6 @@ if query:
         with st.container(border=True):
             where = " · ".join(x for x in (p.page_label, p.section) if x)
             detail = ", ".join(f"{m} {v:.2f}" for m, v in p.scores.items())
-            st.markdown(f"**{p.document}**" + (f" · {where}" if where else "")
+            st.markdown(f"**{inert(p.document)}**" + (f" · {inert(where)}" if where else "")
                         + f" · score **{p.score:.2f}** ({detail})")
-            st.text(p.text[:1200] + ("..." if len(p.text) > 1200 else ""))
+            st.text(show_bullets(p.text[:1200] + ("..." if len(p.text) > 1200 else "")))

@@ -1,4 +1,7 @@
-"""Fine-tuning: start a local LoRA or OpenAI job on approved / uploaded examples, and watch jobs live."""
+"""Fine-tuning: start a local LoRA or OpenAI job on approved / uploaded examples, and watch jobs live.
+
+Job names, statuses, model ids and error messages come from files and servers: shown inert (``rag_ft.untrusted``).
+"""
 
 import time
 from pathlib import Path
@@ -8,11 +11,12 @@ import streamlit as st
 
 import app_state
 from rag_ft.settings import LOCAL_CHAT_MODEL
+from rag_ft.training import launch
 from rag_ft.training.backends import local as finetune_local
 from rag_ft.training.backends import openai as fo
 from rag_ft.training.estimates import launch_estimate, overfitting
 from rag_ft.training.jobs import Job, JobStore, iso, parse_jsonl
-from rag_ft.training.launch import approved_records, learning_rate_multiplier, sample_split
+from rag_ft.untrusted import inert, redact
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_docs" / "sample_dataset.jsonl"
 BADGES = {"validating_files": ":blue-badge[validating files]", "queued": ":gray-badge[queued]",
@@ -31,7 +35,7 @@ st.caption("Teach a model your style: a LoRA adapter trained on this computer (a
 
 
 def badge(status: str) -> str:
-    return BADGES.get(status, f":violet-badge[{status}]")  # unknown statuses are shown as they are
+    return BADGES.get(status, f":violet-badge[{inert(status)}]")  # unknown statuses are shown as they are
 
 
 with st.expander("New fine-tuning job", expanded=not store.list(), icon=":material/add:"):
@@ -54,7 +58,7 @@ with st.expander("New fine-tuning job", expanded=not store.list(), icon=":materi
     valid: list[dict] | bytes | None = None
     problems: list[str] = []
     if source == "approved":
-        train, valid = approved_records(s.db_path)
+        train, valid = launch.approved_records(s.db_path)
         st.caption(f"{len(train)} approved training and {len(valid or [])} approved validation examples.")
         if not train:
             problems.append("No approved training examples yet: approve some on the Training data page, "
@@ -73,7 +77,7 @@ with st.expander("New fine-tuning job", expanded=not store.list(), icon=":materi
                 problems += probs
     else:
         records, problems = parse_jsonl(SAMPLE.read_bytes(), SAMPLE.name)
-        train, valid = sample_split(records)
+        train, valid = launch.sample_split(records)
         st.caption(f"{len(train)} training and {len(valid)} validation examples from `{SAMPLE.name}`.")
 
     h = st.columns(4)
@@ -95,18 +99,18 @@ with st.expander("New fine-tuning job", expanded=not store.list(), icon=":materi
     else:
         lrm = st.text_input("Learning rate multiplier", "auto", key="ft_lrm", help="'auto' lets OpenAI choose.")
         try:
-            hp["learning_rate_multiplier"] = learning_rate_multiplier(lrm)
+            hp["learning_rate_multiplier"] = launch.learning_rate_multiplier(lrm)
         except ValueError as exc:
             problems.append(str(exc))
         max_steps = 0
 
     for p in problems[:8]:
-        st.error(p, icon=":material/error:")
+        st.error(inert(redact(p)), icon=":material/error:")
     records = train if isinstance(train, list) else []
     estimate_text = ""
     if records:
         estimate_text = launch_estimate(store, records, backend, base, int(epochs), int(batch), max_steps)
-        st.info(f"Estimate: {estimate_text}", icon=":material/timer:")
+        st.info(f"Estimate: {inert(estimate_text)}", icon=":material/timer:")
 
     if st.button("Review and launch", key="ft_review", type="primary",
                  disabled=bool(problems) or not records or (backend == "openai" and not openai_ready)):
@@ -123,10 +127,10 @@ def _close_confirm() -> None:
 def confirm_launch() -> None:
     p = st.session_state["ft_pending"]
     n_train = len(p["train"]) if isinstance(p["train"], list) else "?"
-    st.markdown(f"**{p['backend']}** · `{p['base']}` · {n_train} training / {len(p['valid'] or [])} validation "
-                f"examples\n\n{', '.join(f'{k}={v}' for k, v in p['hp'].items())}, suffix `{p['suffix']}`")
+    st.markdown(inert(f"{p['backend']} · {p['base']} · {n_train} training / {len(p['valid'] or [])} validation "
+                      f"examples\n\n{', '.join(f'{k}={v}' for k, v in p['hp'].items())}, suffix {p['suffix']}"))
     if p["estimate"]:
-        st.caption(f"Estimate: {p['estimate']}")
+        st.caption(f"Estimate: {inert(p['estimate'])}")
     a, b = st.columns(2)
     if a.button("Launch", key="ft_confirm", type="primary"):
         try:
@@ -135,7 +139,7 @@ def confirm_launch() -> None:
             else:
                 job = backend_openai.start_job(store, p["train"], p["valid"], p["hp"], p["suffix"], p["base"])
         except finetune_local.LaunchRefused as exc:
-            st.session_state["ft_launch_error"] = str(exc)
+            st.session_state["ft_launch_error"] = redact(exc)
         else:
             st.session_state["ft_selected_job"] = job.id
         st.session_state["ft_show_confirm"] = False
@@ -148,7 +152,7 @@ def confirm_launch() -> None:
 if st.session_state.get("ft_show_confirm") and st.session_state.get("ft_pending"):
     confirm_launch()
 if st.session_state.get("ft_launch_error"):
-    st.error(st.session_state.pop("ft_launch_error"), icon=":material/memory:")
+    st.error(inert(st.session_state.pop("ft_launch_error")), icon=":material/memory:")
 
 
 # ---------------------------------------------------------------- jobs, live
@@ -157,23 +161,11 @@ def refresh() -> None:
     fo.sync_all(store, backend_openai)
 
 
-def chat_label(job: Job) -> str | None:
-    from rag_ft.models.catalogue import available_models
-
-    for c in available_models(s):
-        if (job.adapter_dir and c.adapter_dir == job.adapter_dir) or (job.result_model and c.model == job.result_model
-                                                                    and c.kind == "tuned"):
-            return c.label
-    return None
-
-
 def show_job(job: Job) -> None:
     head = st.columns([3, 2])
-    head[0].markdown(f"#### {job.id} {badge(job.status)}")
-    head[0].caption(f"{job.backend} · `{job.base_model}` · {job.n_train} training / {job.n_validation} validation "
-                    f"examples · data sha256 `{job.train_hash[:12]}` · created {iso(job.created_at)}")
-    hp = ", ".join(f"{k}={v}" for k, v in job.hyperparameters.items() if k != "min_free_bytes")
-    head[0].caption(f"Hyperparameters: {hp}" + (f" · suffix `{job.suffix}`" if job.suffix else ""))
+    head[0].markdown(f"#### {inert(job.id)} {badge(job.status)}")
+    for line in launch.job_summary(job):
+        head[0].caption(inert(line))
     if job.total_steps:
         eta = ""
         if job.status == "running" and job.estimated_finish:
@@ -181,15 +173,15 @@ def show_job(job: Job) -> None:
         head[1].progress(min(1.0, job.step / job.total_steps), text=f"step {job.step}/{job.total_steps}{eta}")
     note = fo.explain_status(job.status)
     if note:
-        st.warning(note, icon=":material/help:")
+        st.warning(inert(note), icon=":material/help:")
     if job.error:
-        st.error(f"{job.error.message}" + (f" (about: `{job.error.param}`)" if job.error.param else "")
-                 + f" · code `{job.error.code}`", icon=":material/error:")
+        st.error(inert(redact(f"{job.error.message}" + (f" (about: {job.error.param})" if job.error.param else "")
+                              + f" · code {job.error.code}")), icon=":material/error:")
         if job.backend == "openai":
-            st.info(fo.explain_error(job.error.code, job.error.message), icon=":material/lightbulb:")
+            st.info(inert(redact(fo.explain_error(job.error.code, job.error.message))), icon=":material/lightbulb:")
     if job.status == "succeeded" and job.result_model:
-        st.success(f"Model ready: `{job.result_model}`", icon=":material/check_circle:")
-        label = chat_label(job)
+        st.success(f"Model ready: {inert(job.result_model)}", icon=":material/check_circle:")
+        label = launch.chat_label(s, job)
         if st.button("Chat with this model", key="ft_chat", icon=":material/chat:", disabled=label is None,
                      help=None if label else "Switch the provider to OpenAI to chat with an OpenAI model."):
             st.session_state["chat_model"] = label
@@ -207,12 +199,9 @@ def show_job(job: Job) -> None:
                            for m in metrics]).set_index("step")
         df = df.dropna(axis=1, how="all")
         st.line_chart(df, x_label="step", y_label="loss")
-        hint = overfitting(metrics)
-        if hint:
+        if hint := overfitting(metrics):
             st.warning(hint.message, icon=":material/trending_up:")
-        last = metrics[-1]
-        st.caption(f"Last step {last.step}: training loss {last.train_loss or float('nan'):.4f}"
-                   + (f", validation loss {last.valid_loss:.4f}" if last.valid_loss is not None else ""))
+        st.caption(launch.last_step_text(metrics[-1]))
     elif not job.is_terminal:
         st.caption("The loss chart appears with the first training step.")
     t1, t2 = st.tabs(["Events", "Checkpoints"])
@@ -221,10 +210,9 @@ def show_job(job: Job) -> None:
                                for e in reversed(events)]), hide_index=True, width="stretch", key="ft_events")
     cks = store.checkpoints(job.id)
     if cks:
-        t2.dataframe(pd.DataFrame([{"step": c.step, "epoch": c.epoch, "checkpoint": c.location,
-                                    "train loss": c.metrics.get("train_loss"),
-                                    "validation loss": c.metrics.get("valid_loss")} for c in cks]),
-                     hide_index=True, width="stretch")
+        t2.dataframe(pd.DataFrame([{"step": c.step, "epoch": c.epoch, "checkpoint": c.location, "train loss":
+                                    c.metrics.get("train_loss"), "validation loss": c.metrics.get("valid_loss")}
+                                   for c in cks]), hide_index=True, width="stretch")
     else:
         t2.caption("No checkpoints yet (one per epoch).")
 

@@ -15,6 +15,7 @@ import streamlit as st
 import app_state
 from rag_ft.training import dataset, generate, grid, launch
 from rag_ft.training.examples import SOURCES, SPLITS, STATUSES, ExampleStore
+from rag_ft.untrusted import inert, redact
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_docs" / "sample_dataset.jsonl"
 S = st.session_state
@@ -43,33 +44,28 @@ def flash(message: str) -> None:
 if key := S.get("td_grid_key"):
     saved = grid.save_delta(store, S.get("td_grid_ids", []), S.get(key), S.setdefault(f"{key}_state", grid.EditorState()))
     for err in saved.errors:
-        st.error(err)
+        st.error(inert(err))
     if saved.labels:
-        st.toast("Saved: " + ", ".join(saved.labels[:4]) + (" ..." if len(saved.labels) > 4 else ""),
+        st.toast(inert("Saved: " + ", ".join(saved.labels[:4]) + (" ..." if len(saved.labels) > 4 else "")),
                  icon=":material/check:")
     for ex_id, problem in saved.problems.items():  # the Problem column refreshes on Re-check: say it now
-        st.toast(f"#{ex_id} still has a problem: {problem}", icon=":material/warning:")
+        st.toast(inert(f"#{ex_id} still has a problem: {problem}"), icon=":material/warning:")
 
 # ---- 2. counts, always visible -------------------------------------------------------------------
 counts = store.counts()
-for col, (label, value) in zip(st.columns(6), [
-        ("Draft", counts["status"]["draft"]), ("Approved", counts["status"]["approved"]),
-        ("Rejected", counts["status"]["rejected"]), ("Train", counts["split"]["train"]),
-        ("Validation", counts["split"]["validation"]), ("Deleted", counts["deleted"])], strict=True):
+for col, (label, value) in zip(st.columns(6), grid.count_metrics(counts), strict=True):
     col.metric(label, value)
 
 
 # ---- 3. import ------------------------------------------------------------------------------------
-def run_import(name: str, data: bytes, skip_existing: bool = False) -> None:
-    result = dataset.import_file(name, data)
-    ids, skipped = store.import_records(name, result.records, result.lines, skip_existing=skip_existing)
-    S["td_last_import"] = {"name": name, "added": len(ids), "skipped": skipped, "problems": result.problems}
+def run_import(name: str, data: bytes, skip_existing: bool = False, approve: bool = False) -> None:
+    S["td_last_import"] = grid.import_examples(store, name, data, skip_existing, approve)
     bump()
 
 
-def import_sample() -> None:
+def import_sample(approve: bool = False) -> None:
     if SAMPLE.exists():
-        run_import(SAMPLE.name, SAMPLE.read_bytes(), skip_existing=True)  # twice: nothing doubles
+        run_import(SAMPLE.name, SAMPLE.read_bytes(), skip_existing=True, approve=approve)  # twice: nothing doubles
     else:
         S["td_flash_error"] = f"{SAMPLE} is missing."
 
@@ -77,28 +73,28 @@ def import_sample() -> None:
 # callbacks run before the script, so the counts above already include what they changed
 with st.container(horizontal=True):
     st.button("Import sample dataset", icon=":material/dataset:", key="td_sample", on_click=import_sample,
-              help="64 examples in the style of the sample documents, imported as drafts")
+              help="64 examples in the style of the sample documents, imported as drafts to review")
+    st.button("Import sample and approve", icon=":material/done_all:", key="td_sample_approve",
+              on_click=import_sample, args=(True,), help="The same 64 examples, approved: ready to train")
     st.button("Re-check", icon=":material/refresh:", key="td_refresh", on_click=bump,
               help="Re-read and re-validate the table")
 if S.get("td_flash_error"):
-    st.error(S.pop("td_flash_error"))
+    st.error(inert(S.pop("td_flash_error")))
 
 with st.expander("Import a file (JSONL or CSV)", icon=":material/upload:"):
     st.caption("JSONL in OpenAI's chat format (one `{\"messages\": [...]}` per line), or a CSV with "
                "prompt/completion or question/answer columns (and an optional system column). Bad lines are "
                "listed by number; the good ones still import.")
     up = st.file_uploader("File", type=["jsonl", "json", "csv"], key="td_upload")
-    st.button("Import file", key="td_import", disabled=up is None,
-              on_click=lambda: run_import(S["td_upload"].name, S["td_upload"].getvalue()))
+    with st.container(horizontal=True):
+        for label, key, approve in (("Import file", "td_import", False), ("Import and approve", "td_import_approve", True)):
+            st.button(label, key=key, disabled=up is None, on_click=lambda a=approve: run_import(
+                S["td_upload"].name, S["td_upload"].getvalue(), approve=a))
 
 if last := S.get("td_last_import"):
-    msg = f"Imported {last['added']} example(s) from {last['name']}"
-    if last["skipped"]:
-        msg += f"; {last['skipped']} already there were skipped"
-    problems = last["problems"]
-    (st.warning if problems else st.success)(msg + (f"; {len(problems)} line(s) had problems:" if problems else "."))
-    if problems:
-        st.code("\n".join(f"line {n}: {reason}" if n else reason for n, reason in problems[:200]), language=None)
+    (st.warning if last.problems else st.success)(inert(last.message()))
+    if last.problems:
+        st.code("\n".join(f"line {n}: {reason}" if n else reason for n, reason in last.problems[:200]), language=None)
 
 # ---- 4. filters and the grid ---------------------------------------------------------------------------
 f1, f2, f3, f4, f5 = st.columns([3, 2, 2, 2, 2])
@@ -126,23 +122,11 @@ ids: list[int] = S["td_grid_ids"]
 st.caption(f"{len(ids)} example(s) shown. Click a cell to edit; changes save immediately. "
            "Multi-turn examples (turns > 1) show the first question and the last answer: edit them below.")
 Col = st.column_config
+kinds = {"number": Col.NumberColumn, "text": Col.TextColumn, "check": Col.CheckboxColumn, "select": Col.SelectboxColumn}
 st.data_editor(
     S["td_df"], key=S["td_grid_key"], hide_index=True, num_rows="dynamic", width="stretch", height=420,
-    column_order=["id", "status", "split", "problem", "user", "assistant", "system", "tags", "tokens", "turns",
-                  "source", "stale"],
-    disabled=["id", "problem", "tokens", "turns", "source", "stale"],
-    column_config={
-        "id": Col.NumberColumn("ID", width="small"),
-        "status": Col.SelectboxColumn("Status", options=list(STATUSES), required=True, width="small"),
-        "split": Col.SelectboxColumn("Split", options=list(SPLITS), required=True, width="small"),
-        "system": Col.TextColumn("System", width="small"), "user": Col.TextColumn("User", width="medium"),
-        "assistant": Col.TextColumn("Assistant", width="large"),
-        "problem": Col.TextColumn("Problem", help="What OpenAI's rules say about this example", width="medium"),
-        "tokens": Col.NumberColumn("Tokens", help=f"Counted for {model}", width="small"),
-        "turns": Col.NumberColumn("Turns", width="small"), "source": Col.TextColumn("Source", width="small"),
-        "tags": Col.TextColumn("Tags", help="comma-separated", width="small"),
-        "stale": Col.CheckboxColumn("Stale", width="small"),
-    },
+    column_order=grid.SHOWN_ORDER, disabled=grid.READ_ONLY,
+    column_config={c: kinds[k](**spec) for c, (k, spec) in grid.column_specs(model).items()},
 )
 
 # ---- 5. bulk actions on the filtered rows ------------------------------------------------------------
@@ -162,7 +146,7 @@ with st.container(horizontal=True):
         held, kept = store.hold_out(0.2)
         flash(f"{len(held)} approved example(s) now in validation, {len(kept)} in train.")
 if S.get("td_flash"):
-    st.success(S.pop("td_flash"))
+    st.success(inert(S.pop("td_flash")))
 
 # ---- 6. detail editor (multi-turn, tags, notes, provenance) and restore -------------------------------
 with st.expander("Edit one example in full (multi-turn, tags, notes)", icon=":material/edit_note:"):
@@ -171,23 +155,17 @@ with st.expander("Edit one example in full (multi-turn, tags, notes)", icon=":ma
     else:
         pick = st.selectbox("Example", list(live), format_func=lambda i: f"#{i} {live[i].user[:70]}", key="td_pick")
         ex = live[pick]
-        st.caption(f"Source: {ex.source_label} · created {ex.created_at[:19]} · updated {ex.updated_at[:19]}"
-                   + (f" · section: {ex.section}" if ex.section else ""))
+        st.caption(inert(f"Source: {ex.source_label} · created {ex.created_at[:19]} · updated {ex.updated_at[:19]}"
+                         + (f" · section: {ex.section}" if ex.section else "")))
         msgs = pd.DataFrame([{"role": m.get("role", ""), "content": m.get("content", "")} for m in ex.messages
                              if isinstance(m, dict)], columns=["role", "content"])
         edited = st.data_editor(msgs, key=f"td_detail_{pick}_{ex.updated_at}", num_rows="dynamic", width="stretch",
-                                hide_index=True, column_config={
-                                    "role": Col.SelectboxColumn("Role", options=["system", "user", "assistant"],
-                                                                required=True),
-                                    "content": Col.TextColumn("Content", width="large")})
+                                hide_index=True, column_config={"content": Col.TextColumn("Content", width="large"),
+                                "role": Col.SelectboxColumn("Role", options=grid.ROLES, required=True)})
         tags = st.text_input("Tags (comma-separated)", ", ".join(ex.tags), key=f"td_tags_{pick}")
         notes = st.text_area("Notes", ex.notes, key=f"td_notes_{pick}")
         if st.button("Save example", key="td_detail_save", type="primary"):
-            new = [{"role": r["role"], "content": r["content"] or ""} for r in edited.to_dict("records")
-                   if r.get("role")]
-            problems = dataset.format_errors({"messages": new})
-            store.update(pick, messages=new, tags=tags, notes=notes)
-            flash(f"Saved #{pick}." + (f" Still to fix: {'; '.join(m for _, m in problems)}." if problems else ""))
+            flash(grid.save_detail(store, pick, edited.to_dict("records"), tags, notes))
     deleted = {e.id: e for e in store.list(deleted_only=True)}
     if deleted:
         st.divider()
@@ -203,8 +181,10 @@ c1.selectbox("Model to fine-tune", models, index=models.index(model), key="td_mo
              help=f"OpenAI prices as of {dataset.PRICES_AS_OF}; the local model trains on this machine's CPU.")
 epochs_in = c2.number_input("Epochs (0 = OpenAI's default)", 0, 50, 0, key="td_epochs")
 check = launch.check_approved(s.db_path, model, epochs_in)
+if note := grid.approval_note(counts):
+    st.info(note, icon=":material/info:")
 if check.estimate is None:  # no offline tokenizer: say so, keep the rest of the page
-    st.error(check.error)
+    st.error(inert(redact(check.error)))
 else:
     est = check.estimate
     m1, m2, m3, m4 = st.columns(4)
@@ -214,12 +194,12 @@ else:
     label, value, why = check.price()
     m4.metric(label, value, help=why)
     for level, text in check.problems:
-        (st.error if level == "error" else st.warning)(text)
+        (st.error if level == "error" else st.warning)(inert(text))
     if check.passes:
         st.success(f"{est.examples} approved training examples pass OpenAI's format checks.")
-    if hist := dataset.histogram(est.token_counts):
+    if est.token_counts:
         st.caption("Example length (tokens)")
-        st.bar_chart(pd.DataFrame(hist, columns=["tokens", "examples"]).set_index("tokens"), height=200)
+        st.bar_chart(grid.histogram_frame(est.token_counts), height=200, sort=False)
 
 with st.container(horizontal=True):
     for name, recs, key in (("train.jsonl", check.train, "td_dl_train"),
@@ -244,20 +224,21 @@ else:
     fmt = st.text_input("Answer format", generate.DEFAULT_FORMAT, key="td_gen_format",
                         help="{answer}, {document} and {section} are filled in")
     with_passage = st.checkbox("Put the chunk in the question as passage [1] (grounding data)", key="td_gen_passage")
+    if n_chunks := min(int(limit), sum(n for c, d, n in docs if (c, d) in chosen)):  # say how long, before
+        per_chunk, why = generate.seconds_per_chunk(store, s.chat_model_name, s.active_provider == "local")
+        st.info(generate.estimate_text(n_chunks, per_chunk, why), icon=":material/timer:")
     if S.pop("td_gen_running", False):  # the previous run was interrupted by the Stop button
         st.info(f"Generation stopped; {S.get('td_gen_count', 0)} draft(s) were saved.")
     if st.button("Generate drafts", type="primary", disabled=not chosen, key="td_gen_go"):
-        try:
-            style = generate.Style(system, fmt, with_passage)
-            fmt.format(answer="", document="", section="")
-        except (KeyError, IndexError, ValueError) as exc:
-            st.error(f"The answer format has an unknown placeholder: {exc}. Use {{answer}}, {{document}}, {{section}}.")
+        if problem := generate.format_problem(fmt):
+            st.error(inert(problem))
             st.stop()
         chunks = generate.list_chunks(s.db_path, chosen)[: int(limit)]
         chat = app_state.chat_model(s)
-        st.button("Stop", key="td_gen_stop", icon=":material/stop:")
+        st.button("Stop", key="td_gen_stop", icon=":material/stop:", help="Drafts already written are kept.")
         bar = st.progress(0.0, text=f"0 of {len(chunks)} chunks")
         S["td_gen_running"], S["td_gen_count"], fallback = True, 0, 0
+        style = generate.Style(system, fmt, with_passage)
         for p in generate.generate(store, chunks, chat, style, model_name=s.chat_model_name):
             S["td_gen_count"] = p.done
             fallback += not p.used_model

@@ -277,3 +277,17 @@ CREATE TABLE IF NOT EXISTS eval_results (
     PRIMARY KEY (run_id, config_index, question_id)
 );
 """)
+
+
+@migration
+def m005_conversations(conn: sqlite3.Connection) -> None:
+    """Chat conversations, one row each, so reloading the Chat page's URL brings its conversation back
+    (owner: rag_ft.chat.conversations)."""
+    _script(conn, """
+CREATE TABLE IF NOT EXISTS conversations (
+    id TEXT PRIMARY KEY,                  -- the id in the Chat page's URL (?c=...)
+    messages TEXT NOT NULL,               -- JSON list of the page's messages, answers with their sources
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+""")

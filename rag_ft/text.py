@@ -121,3 +121,15 @@ def normalize_answer(text: str) -> str:
     """SQuAD normalisation: lower case, no punctuation, no articles (a, an, the), single spaces."""
     text = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION)
     return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+# ---------------------------------------------------------------- bullets from PDFs
+
+# PDF fonts (Symbol, Wingdings) draw list bullets with Private Use Area code points; text extraction keeps
+# the code point, which ordinary fonts show as an empty box. The small squares are bullets of other tools.
+_PDF_BULLETS = re.compile("[\uf0b7\uf0a7\uf0a8\uf0d8\uf0d7\uf0fc\uf06e\uf06c\uf076\uf0e0\uf02d\u25aa\u25ab\u25fe\u25fd]")
+
+
+def show_bullets(text: str) -> str:
+    """``text`` with the bullet glyphs PDFs leave behind (U+F0B7, U+F0A7, U+25AA...) shown as "•"."""
+    return _PDF_BULLETS.sub("\u2022", text)

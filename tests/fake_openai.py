@@ -114,6 +114,9 @@ class FakeOpenAI:
     def dispatch(self, req: Request) -> Response:
         auth = req.headers.get("authorization", "")
         if auth != f"Bearer {GOOD_KEY}":
+            if self.state.get("echo_key"):  # some proxies and self-hosted servers repeat the key they refuse
+                return error(401, f"Incorrect API key provided: {auth.removeprefix('Bearer ')}. Header was "
+                             f"'Authorization: {auth}'", "invalid_request_error", "invalid_api_key")
             return error(401, "Incorrect API key provided: sk-***. You can find your API key at "
                          "https://platform.openai.com/account/api-keys.", "invalid_request_error", "invalid_api_key")
         for method, pattern, handler in self.routes:

@@ -21,6 +21,7 @@ SAMPLE = ROOT / "sample_docs"
 SAMPLE_FILES = [SAMPLE / n for n in ("account-management-guide.pdf", "security-and-data-policy.pdf",
                                      "billing-faq.docx", "api-reference.html", "release-notes.md")]
 SEC = ROOT.parent / "shared" / "eval" / "sec-10q"
+SEC_SUBSET = "2023 Q3 "  # one quarter: 5 filings, 253 pages, ~4 min to index on 2 busy cores (all 20: ~17 min)
 
 
 def cli(*args: str, data: Path, cwd: Path | None = None, timeout: float = 300,
@@ -224,14 +225,14 @@ def test_eval_on_sec_10q_filings_at_document_level(tmp_path):
     if not (SEC / "questions.jsonl").is_file():
         pytest.skip(f"{SEC} is not beside this checkout (the shared evaluation data)")
     data = tmp_path / "data"
-    filings = sorted((SEC / "docs").glob("2023 Q3 *.pdf"))
+    filings = sorted((SEC / "docs").glob(f"{SEC_SUBSET}*.pdf"))
     assert len(filings) == 5
     t = time.perf_counter()
     indexed = ok(cli("index", "--json", *map(str, filings), data=data, timeout=1500))
     index_s = time.perf_counter() - t
     assert all(f["status"] == "indexed" and f["pages"] > 10 for f in json.loads(indexed.stdout)["files"])
     rows = [json.loads(line) for line in (SEC / "questions.jsonl").read_text().splitlines() if line.strip()]
-    expected = sum(all(d.startswith("2023 Q3 ") for d in r["source_docs"]) for r in rows)
+    expected = sum(all(d.startswith(SEC_SUBSET) for d in r["source_docs"]) for r in rows)
     proc = ok(cli("eval", str(SEC / "questions.jsonl"), "--only-indexed", "--json", data=data))
     out = json.loads(proc.stdout)
     q = out["questions"]
@@ -239,8 +240,8 @@ def test_eval_on_sec_10q_filings_at_document_level(tmp_path):
     assert q["skipped_not_indexed"] == len(rows) - expected
     assert out["page"] is None and out["multi_document"] is None  # no pages; multi-quarter questions skipped
     doc = out["document"]
-    # five look-alike filings: better than chance (1/5 per passage) but far from perfect
-    assert 0.3 <= doc["hit@4"] <= 1.0 and doc["hit@1"] <= doc["hit@4"] and doc["hit@1"] <= doc["mrr"] <= doc["hit@4"]
+    # five look-alike filings: better than four random passages (1 - 0.8 ** 4 = 0.59); measured 0.97 (hit@1 0.60)
+    assert 0.6 <= doc["hit@4"] <= 1.0 and 0.2 <= doc["hit@1"] <= doc["mrr"] <= doc["hit@4"]
     print(f"sec-10q 2023 Q3: indexed 5 filings in {index_s:.0f} s; {q['evaluated']} questions: "
           f"hit@1 {doc['hit@1']:.3f} hit@4 {doc['hit@4']:.3f} MRR {doc['mrr']:.3f}")
 

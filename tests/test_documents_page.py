@@ -11,6 +11,8 @@ from playwright.sync_api import expect
 from streamlit.testing.v1 import AppTest
 from ui import goto_page, wait_idle
 
+from rag_ft.untrusted import inert
+
 APP = "../app.py"
 PAGE = "pages/documents.py"
 
@@ -57,11 +59,13 @@ def test_upload_index_search_reupload_delete(local_embeddings):
     table = _table(at)
     assert table.loc["billing.md", "Result"] == "indexed" and table.loc["billing.md", "Chunks"] >= 1
     assert table.loc["empty.txt", "Result"] == "failed" and "empty" in table.loc["empty.txt", "Details"]
+    # the failure stands out below the table, with its whole reason
+    assert [e.value for e in at.error] == [f"**{inert('empty.txt')}** was not indexed: {inert('empty file')}"]
     assert "Indexed documents (2)" in [h.value for h in at.subheader]
 
     at.text_input(key="documents_query").set_value("QX-4471").run()
     shown = " ".join(m.value for m in at.markdown)
-    assert "**api.txt**" in shown and "score" in shown and "bm25" in shown
+    assert f"**{inert('api.txt')}**" in shown and "score" in shown and "bm25" in shown
     assert any("QX-4471" in t.value for t in at.text)
 
     at.button(key="index_btn").click().run()  # the same files again
@@ -71,10 +75,18 @@ def test_upload_index_search_reupload_delete(local_embeddings):
 
     from rag_ft.index.documents import document_id
 
-    at.button(key=f"delete_{document_id('default', 'api.txt')}").click().run()
+    api = document_id("default", "api.txt")
+    at.button(key=f"delete_{api}").click().run()  # Delete asks first
+    assert "Indexed documents (2)" in [h.value for h in at.subheader]
+    assert f"Delete **{inert('api.txt')}** and its 1 chunk(s)" in at.warning[0].value
+    at.button(key=f"keep_{api}").click().run()  # changed my mind
+    assert not at.warning and f"really_delete_{api}" not in [b.key for b in at.button]
+    assert "Indexed documents (2)" in [h.value for h in at.subheader]
+    at.button(key=f"delete_{api}").click().run()
+    at.button(key=f"really_delete_{api}").click().run()
     assert "Indexed documents (1)" in [h.value for h in at.subheader]
     at.text_input(key="documents_query").set_value("QX-4471 error code").run()
-    assert "**api.txt**" not in " ".join(m.value for m in at.markdown)
+    assert f"**{inert('api.txt')}**" not in " ".join(m.value for m in at.markdown)
 
 
 def test_chunk_viewer_and_sample_documents(settings, local_embeddings):
@@ -85,6 +97,10 @@ def test_chunk_viewer_and_sample_documents(settings, local_embeddings):
     at.selectbox(key="documents_chunk_doc").set_value("guide.md").run()
     chunks = _frame(at, "Section")
     assert list(chunks["#"]) == [0, 1, 2] and "Topic 2" in chunks["Section"].tolist()
+    # the chunks' text comes first, and the first chunk is shown in full (as text) below the table
+    assert list(chunks.columns[:2]) == ["#", "Text"] and "Paragraph 0.0 of Topic 0" in chunks["Text"][0]
+    full = [m.value for m in at.markdown if inert("Paragraph 0.3 of Topic 0") in m.value]
+    assert len(full) == 1 and inert(chunks["Text"][0]) == full[0]
     if sample_files():
         at.button(key="samples_btn").click().run()
         assert not at.exception and at.status[0].state == "complete"
@@ -98,7 +114,7 @@ def test_mismatched_collection_offers_one_click_reembed(settings, local_embeddin
     index_files(settings, local_embeddings, [("guide.md", markdown(2))])
     monkeypatch.setenv("RAG_FT_EMBEDDING_MODEL", "all-MiniLM-L6-v2-renamed")  # another vector space's name
     at = _page()
-    assert "was built with the embedding model 'local:all-MiniLM-L6-v2'" in at.error[0].value
+    assert inert("was built with the embedding model 'local:all-MiniLM-L6-v2'") in at.error[0].value
     assert not at.file_uploader  # nothing else until re-embedded
     at.button(key="reembed_btn").click().run()
     assert not at.exception and not at.error
@@ -107,7 +123,7 @@ def test_mismatched_collection_offers_one_click_reembed(settings, local_embeddin
 
     assert VectorIndex(load_settings()).built_with() == embedding_id(load_settings()) == "local:all-MiniLM-L6-v2-renamed"
     at.text_input(key="documents_query").set_value("Topic 1").run()
-    assert "**guide.md**" in " ".join(m.value for m in at.markdown)
+    assert f"**{inert('guide.md')}**" in " ".join(m.value for m in at.markdown)
 
 
 @pytest.mark.browser

@@ -2,7 +2,6 @@
 
 import pytest
 
-from rag_ft.chat.prompt import SYSTEM_PROMPT
 from rag_ft.records import Passage
 from rag_ft.training.examples import ExampleError, ExampleStore
 
@@ -109,9 +108,12 @@ def test_add_from_chat_with_and_without_passages(settings):
     i = store.add_from_chat("How do I reset?", "Hold it 10 s [1].", [p])
     ex = store.get(i)
     assert ex.source == "chat" and ex.status == "draft"
-    assert ex.messages[0] == {"role": "system", "content": SYSTEM_PROMPT}
-    assert "Hold the reset button" in ex.user and "How do I reset?" in ex.user
-    assert ex.assistant == "Hold it 10 s [1]." and "manual.md" in ex.notes
+    # the question as typed, not the RAG prompt; the passages are named in the notes for the reviewer
+    assert ex.messages == [{"role": "user", "content": "How do I reset?"},
+                           {"role": "assistant", "content": "Hold it 10 s [1]."}]
+    assert "manual.md, p. 2, 2.1 Reset" in ex.notes and ex.document == "manual.md"
+    k = store.add_from_chat("How do I reset?", "Unplug it.", [p], notes="Thumbs down: wrong button")
+    assert store.get(k).notes.startswith("Thumbs down: wrong button\n") and "manual.md" in store.get(k).notes
     j = store.add_from_chat("Hi?", "Hello.")
     assert store.get(j).messages == [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]
 

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import time
+from html import unescape
 
 import psutil
 import pytest
@@ -39,7 +40,9 @@ def open_page(secrets=None) -> AppTest:
 
 
 def texts(at: AppTest) -> str:
-    return " ".join(str(e.value) for e in [*at.markdown, *at.caption, *at.error, *at.info, *at.warning, *at.success])
+    """Every message on the page as the reader sees it (untrusted parts are character references in the source)."""
+    return unescape(" ".join(str(e.value) for e in [*at.markdown, *at.caption, *at.error, *at.info, *at.warning,
+                                                    *at.success]))
 
 
 def test_empty_page_and_bad_upload_named():
@@ -50,7 +53,7 @@ def test_empty_page_and_bad_upload_named():
     at.radio(key="ft_source").set_value("upload").run()
     bad = jsonl(style_records(1)) + b"{broken\n"
     at.file_uploader(key="ft_train_file").set_value(("mine.jsonl", bad, "application/jsonl")).run()
-    assert any("mine.jsonl line 2: not valid JSON" in e.value for e in at.error)
+    assert any("mine.jsonl line 2: not valid JSON" in unescape(e.value) for e in at.error)
     assert at.button(key="ft_review").disabled
 
 
@@ -88,8 +91,8 @@ def test_openai_permission_denied_explained(fake_openai):
     install(fake_openai).state["ft_deny"] = True
     at = open_page({"OPENAI_API_KEY": GOOD_KEY, "OPENAI_BASE_URL": fake_openai.base_url})
     launch_openai(at, style_records(4))
-    assert any("denied access to fine-tuning" in e.value for e in at.error)  # OpenAI's message
-    assert any("2027-01-06" in i.value and "May 2026" in i.value for i in at.info)  # our plain words
+    assert any("denied access to fine-tuning" in unescape(e.value) for e in at.error)  # OpenAI's message
+    assert any("2027-01-06" in unescape(i.value) and "May 2026" in unescape(i.value) for i in at.info)  # our words
 
 
 def test_local_job_view_overfitting_hint_cancel_and_chat(settings, tmp_path):
@@ -148,3 +151,57 @@ def test_browser_local_job_reaches_succeeded_without_clicks(page, app_server):
     expect(table.get_by_test_id("glide-cell-0-0")).to_contain_text("succeeded", timeout=300_000)
     expect(page.get_by_role("button", name="Chat with this model")).to_be_visible()
     expect(page.locator("[data-testid=stVegaLiteChart], [data-testid=stArrowVegaLiteChart]").first).to_be_visible()
+
+
+# ---- issue #13: the estimate counts model loading, measured here; finished workers are reaped ----------------
+def test_estimate_includes_startup_measured_from_the_last_job(settings):
+    from rag_ft.settings import LOCAL_CHAT_MODEL
+    from rag_ft.training import estimates
+    from rag_ft.training.examples import ExampleStore
+    from rag_ft.untrusted import inert
+
+    examples = ExampleStore(settings.db_path)
+    for r in style_records(8):
+        examples.add(r["messages"], status="approved")
+    at = open_page()  # nothing measured yet: the documented defaults, named
+    [info] = [i.value for i in at.info if i.value.startswith("Estimate:")]
+    assert inert(f"{estimates.LOAD_SECONDS:.0f} s to start and load the model + 6 x ") in info
+    assert inert(f"from {estimates.DEFAULT_RATE.source}") in info
+
+    store = JobStore(settings.db_path)
+    job = store.create_job("local", LOCAL_CHAT_MODEL, style_records(8), None, {"epochs": 3, "batch_size": 4})
+    created = store.get(job.id).created_at
+    for step in (1, 2, 3):  # step 1 began 50 s after the job was created; each step took 3 s
+        store.add_metric(job.id, Metric(step, step / 2, 1.0))
+        store.conn.execute("UPDATE ft_metrics SET created_at = ? WHERE job_id = ? AND step = ?",
+                           (created + 50 + 3 * step, job.id, step))
+    store.update(job.id, trained_tokens=estimates.local_estimate(style_records(8), 3, 4).training_tokens)
+    store.set_status(job.id, "succeeded")
+    rate = estimates.measured_rate(store)
+    assert rate.startup == pytest.approx(50.0) and rate.seconds == pytest.approx(3.0)
+    est = estimates.local_estimate(style_records(8), 3, 4, rate=rate)
+    assert est.seconds == pytest.approx(50 + 6 * 3.0)  # the same examples and batch: the measured pace
+    at = open_page()
+    [info] = [i.value for i in at.info if i.value.startswith("Estimate:")]
+    assert inert("6 steps, about 1.1 min at this computer's measured pace") in info
+    assert inert(f"50 s to start and load the model + 6 x 3.0 s per step, from this computer's pace in job {job.id}") in info
+
+
+def test_finished_worker_is_reaped_not_left_a_zombie(settings):
+    from rag_ft.training.backends import local as finetune_local
+
+    store = JobStore(settings.db_path)
+    bad = jsonl(style_records(1)) + b"{broken\n"  # the worker fails its file check and exits at once
+    job = finetune_local.start_job(store, bad, hyperparameters={"epochs": 1}, min_free_bytes=1)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if psutil.Process(job.pid).status() == psutil.STATUS_ZOMBIE:  # exited, nobody collected it yet
+                break
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.2)
+    assert store.get(job.id).status == "failed"
+    open_page()  # showing the jobs reconciles them
+    zombies = [c.pid for c in psutil.Process().children() if c.status() == psutil.STATUS_ZOMBIE]
+    assert job.pid not in zombies and zombies == []

@@ -86,7 +86,9 @@ def test_row_changes_only_what_differs(store):
     fields, labels = grid.row_changes(ex, {"user": "Q?", "status": "", "tags": " x ", "id": 99, "problem": "p",
                                            "system": "Sys"})
     assert labels == [f"#{ex.id} system"]
-    assert fields == {"messages": [{"role": "system", "content": "Sys"}, *_msgs("Q?", system=None)]}
+    assert fields == {"texts": {"system": "Sys"}}  # applied by the store to the row inside its transaction
+    saved = store.update(ex.id, **fields)
+    assert saved.messages == [{"role": "system", "content": "Sys"}, *_msgs("Q?", system=None)]
 
 
 def test_build_filters_by_problem_and_stale(store):

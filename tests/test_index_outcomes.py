@@ -1,4 +1,4 @@
-"""index_files reports each file's outcome as soon as it is done, under one lock and one recovery per batch
+"""index_files reports each file's outcome as soon as it is done, with one recovery per batch; the indexing lock is held only while a file is stored
 (the Documents page calls it once for a whole upload). Real parsing, MiniLM, SQLite and Chroma."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def _lock_is_free(settings, emb) -> bool:
     return got[0] is not None
 
 
-def test_outcomes_arrive_per_file_in_order_under_one_lock_and_one_recovery(settings, local_embeddings):
+def test_outcomes_arrive_per_file_in_order_with_one_recovery(settings, local_embeddings):
     index_files(settings, local_embeddings, [("old.md", markdown(2, "Old")), ("other.md", markdown(2, "Other"))])
     _mark_interrupted(settings, "old.md")
     files = [("a.md", markdown(2, "A")), ("empty.txt", b""), ("b.md", markdown(3, "B"))]
@@ -42,7 +42,9 @@ def test_outcomes_arrive_per_file_in_order_under_one_lock_and_one_recovery(setti
             # the interrupted document was finished before the first file, by the batch's one recovery
             assert get_document(settings, "old.md").status == "indexed"
             assert get_document(settings, "a.md").status == "indexed"  # on disk when it is reported
-            assert not _lock_is_free(settings, local_embeddings)  # the batch holds the lock between files
+            # the lock is held only while a file is stored: between files (and while the next one is read)
+            # Delete and other sessions can take it
+            assert _lock_is_free(settings, local_embeddings)
             _mark_interrupted(settings, "other.md")  # not recovered again later in this batch
 
     outcomes = index_files(settings, local_embeddings, files, on_outcome=on_outcome)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -68,7 +69,7 @@ def test_new_user_flow_sample_search_fix_approve_estimate_export(data_dir):
     assert metrics(at)["Draft"] == "0"
     assert "Index documents first" in at.info[0].value
     at.button(key="td_sample").click().run()
-    assert metrics(at)["Draft"] == "64" and "Imported 64 example(s) from sample_dataset.jsonl" in at.success[0].value
+    assert metrics(at)["Draft"] == "64" and "Imported 64 example(s) from sample_dataset.jsonl" in unescape(at.success[0].value)
     at.button(key="td_sample").click().run()  # twice: nothing doubles
     assert metrics(at)["Draft"] == "64"
 
@@ -141,7 +142,7 @@ def test_added_and_deleted_rows_and_restore(data_dir):
     assert [e.assistant for e in s.list(search="new question")] == ["Better answer."]  # same row, not a copy
     assert metrics(at)["Deleted"] == "1"
     at.button(key="td_restore").click().run()
-    assert s.get(first).deleted_at is None and "Restored 1" in at.success[0].value
+    assert s.get(first).deleted_at is None and "Restored 1" in unescape(at.success[0].value)
 
 
 def test_bulk_delete_acts_on_filtered_rows_only(data_dir):
@@ -154,7 +155,7 @@ def test_bulk_delete_acts_on_filtered_rows_only(data_dir):
     assert s.get(drop).deleted_at is not None and s.get(keep).deleted_at is None
     at.text_input(key="td_search").set_value("billing").run()
     edit_grid(at, {"edited_rows": {0: {"assistant": ""}}})  # clearing an answer is saved, and flagged at once
-    assert f"#{keep} still has a problem: message 2 (assistant) is empty" in [t.value for t in at.toast]
+    assert f"#{keep} still has a problem: message 2 (assistant) is empty" in [unescape(t.value) for t in at.toast]
     at.multiselect(key="td_status").set_value(["approved"]).run()
     at.text_input(key="td_search").set_value("").run()
     assert len(grid(at)) == 0
@@ -171,7 +172,8 @@ def test_import_lists_bad_lines_by_number(data_dir):
     at.file_uploader(key="td_upload").set_value(("mine.jsonl", data, "application/jsonl"))
     at.run()
     at.button(key="td_import").click().run()
-    assert "Imported 2 example(s) from mine.jsonl; 2 line(s) had problems" in at.warning[0].value
+    assert unescape(at.warning[0].value) == ("Imported 2 example(s) from mine.jsonl as drafts (only approved examples "
+                                             "train: review and approve them); 2 line(s) had problems:")
     text = at.code[0].value
     assert "line 2: not valid JSON" in text and "line 4: message 1 has unknown role 'bot'" in text
     assert [e.source_line for e in store(data_dir).list()] == [1, 3]
@@ -219,7 +221,7 @@ def test_generate_from_documents_on_the_page(data_dir, local_chat):
     [ex] = store(data_dir).list(source="generated")
     assert ex.document == "billing-faq.docx" and ex.chunk_hash == "h1" and ex.status == "draft"
     assert ex.assistant.endswith("[Source: billing-faq.docx, Section Is there a free trial?]")
-    assert "1 draft(s) written" in at.success[0].value
+    assert "1 draft(s) written" in unescape(at.success[0].value)
     conn.execute("UPDATE chunks SET hash = 'h2'")
     at.button(key="td_refresh").click().run()
     at.selectbox(key="td_problem").set_value("Stale").run()
@@ -353,3 +355,85 @@ def test_typing_into_a_cell_survives_reload_and_restart(browser, own_server):
     finally:
         page.screenshot(path=str(own_server.data.parent / "training_data.png"), full_page=True)
         ctx.close()
+
+
+# ---- issue #13: only approved examples train; histogram order; how long generating takes -----------------
+def test_sample_import_explains_approval_and_import_and_approve(data_dir):
+    at = open_page()
+    at.button(key="td_sample").click().run()  # drafts: the check says 0 valid, and now also why
+    assert "as drafts (only approved examples train" in unescape(at.success[0].value)
+    assert any("0 valid example(s)" in unescape(e.value) for e in at.error)
+    assert any(i.value.startswith("Only approved examples train. 64 draft(s) are waiting") for i in at.info)
+    store(data_dir).delete([e.id for e in store(data_dir).list()])
+    at.button(key="td_sample_approve").click().run()
+    assert metrics(at)["Approved"] == "64" and metrics(at)["Draft"] == "0"
+    assert "; 64 approved." in unescape(at.success[0].value)
+    assert not any(i.value.startswith("Only approved") for i in at.info)
+    assert "64 approved training examples pass" in " ".join(s.value for s in at.success)
+
+
+def test_import_and_approve_approves_what_imports(data_dir):
+    good = json.dumps({"messages": [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "A."}]})
+    broken = json.dumps({"messages": [{"role": "user", "content": "no answer"}]})
+    at = open_page()
+    at.file_uploader(key="td_upload").set_value(("mine.jsonl", f"{good}\n{broken}\n".encode(), "application/jsonl"))
+    at.run()
+    at.button(key="td_import_approve").click().run()
+    assert [(e.user, e.status) for e in store(data_dir).list()] == [("Q?", "approved")]
+    assert unescape(at.warning[0].value) == "Imported 1 example(s) from mine.jsonl; 1 approved; 1 line(s) had problems:"
+    assert "line 2: no assistant message" in at.code[0].value
+
+
+def test_histogram_bins_keep_numeric_order_in_the_chart(data_dir):
+    import pyarrow as pa
+
+    from rag_ft.training import grid as grid_mod
+
+    frame = grid_mod.histogram_frame([95, 96, 99, 100, 104, None, 150])
+    labels = list(frame.index)
+    assert [int(x.split("-")[0]) for x in labels] == sorted(int(x.split("-")[0]) for x in labels)
+    assert labels != sorted(labels) and frame.index.ordered  # as text, "100-..." would come before "95-..."
+    assert frame["examples"].sum() == 6
+    s = store(data_dir)
+    for n in (3, 40, 120, 400):  # examples of very different lengths: bins from two to three digits
+        s.add([{"role": "user", "content": "q " * n + "?"}, {"role": "assistant", "content": "A."}],
+              status="approved")
+    at = open_page()
+    at.selectbox(key="td_model").set_value("SmolLM2-135M-Instruct").run()
+    [chart] = [e for e in at.main if getattr(e, "type", "") == "vega_lite_chart"]
+    spec = json.loads(chart.proto.spec)
+    assert spec["encoding"]["x"]["field"] == "tokens" and spec["encoding"]["x"]["sort"] is None  # data order
+    shown = pa.ipc.open_stream(chart.proto.datasets[0].data.data).read_all().to_pandas()["tokens"].tolist()
+    starts = [int(x.split("-")[0]) for x in shown]
+    assert starts == sorted(starts) and shown != sorted(shown)
+
+
+def test_generation_estimate_default_then_measured(data_dir):
+    from rag_ft.db import connect
+    from rag_ft.training import generate
+
+    s = store(data_dir)
+    assert generate.seconds_per_chunk(s, "SmolLM2", local=True) == (
+        generate.LOCAL_SECONDS_PER_CHUNK, "the local model's pace on 2 CPU cores, including its loading")
+    assert generate.seconds_per_chunk(s, "gpt-4o-mini", local=False)[0] == generate.REMOTE_SECONDS_PER_CHUNK
+    assert generate.format_problem("{answer} [{document}]") is None
+    assert "unknown placeholder" in generate.format_problem("{answer} {page}")
+    conn = connect(load_settings(env={"RAG_FT_DATA_DIR": str(data_dir)}).db_path)
+    conn.execute("INSERT INTO documents (id, collection, name, status) VALUES ('d1', 'default', 'faq.md', 'indexed')")
+    for i in range(3):
+        conn.execute("INSERT INTO chunks VALUES (?, 'd1', 'default', 'faq.md', ?, ?, 'Text.', '[]', 'FAQ', '[]')",
+                     (f"c{i}", i, f"h{i}"))
+    at = open_page(RAG_FT_PROVIDER="local")
+    model = load_settings(env={"RAG_FT_DATA_DIR": str(data_dir), "RAG_FT_PROVIDER": "local"}).chat_model_name
+    at.multiselect(key="td_gen_docs").set_value([("default", "faq.md")]).run()
+    assert any(i.value.startswith("3 chunk(s) at about 44 s each (the local model's pace") and "about 2 min." in i.value
+               for i in at.info)
+    # drafts a run saved 6 s apart, and one from an older run an hour before: 6 s per chunk, measured here
+    for t in ("2026-01-01T09:00:00.000+00:00", "2026-01-01T10:00:00.000+00:00", "2026-01-01T10:00:06.000+00:00",
+              "2026-01-01T10:00:12.000+00:00"):
+        i = s.add([{"role": "user", "content": "q?"}], source="generated", notes=f"Generated by {model}.")
+        s.conn.execute("UPDATE examples SET created_at = ? WHERE id = ?", (t, i))
+    s.conn.commit()
+    assert generate.seconds_per_chunk(s, model, local=True) == (6.0, "measured on this computer over 3 drafts")
+    at.number_input(key="td_gen_limit").set_value(2).run()
+    assert any(i.value.startswith("2 chunk(s) at about 6 s each (measured on this computer") for i in at.info)

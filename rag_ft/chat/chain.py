@@ -37,6 +37,7 @@ from rag_ft.chat.citations import Citation, check, content_words
 from rag_ft.chat.prompt import NOT_COVERED, SYSTEM_PROMPT, format_passages, user_message
 from rag_ft.records import Passage
 from rag_ft.retrieval.adapters import as_retriever
+from rag_ft.untrusted import redact, short
 
 NO_DOCUMENTS = "No documents are indexed yet: load the sample documents or upload files on the Documents page."
 HISTORY_TURNS = 4  # messages of history the model sees; the 135M model has a small useful context
@@ -102,8 +103,8 @@ def condense_question(question: str, history: Sequence[dict[str, str]]) -> str:
     if not previous:
         return question.strip()
     q = question.strip()
-    short = len(content_words(q)) <= 2
-    if FOLLOW_UP.search(q) or short:
+    terse = len(content_words(q)) <= 2
+    if FOLLOW_UP.search(q) or terse:
         return f"{previous[-1].strip().rstrip('?')}? {q}"
     return q
 
@@ -357,7 +358,7 @@ def explain_error(exc: BaseException) -> str:
     """An exception from a model, in plain words for the chat."""
     names = {c.__name__.removeprefix("OpenAI") for c in type(exc).__mro__}  # langchain-openai wraps openai's errors
     name = type(exc).__name__
-    text = str(exc)
+    text = redact(exc)  # servers echo keys and URL credentials back in their messages
     if "AuthenticationError" in names:
         return "OpenAI refused the API key (401). Check OPENAI_API_KEY in secrets or the environment."
     if "RateLimitError" in names:
@@ -365,14 +366,9 @@ def explain_error(exc: BaseException) -> str:
             return "OpenAI says the account is out of quota (429): check billing, then try again."
         return "OpenAI is rate-limiting requests (429): wait a moment and ask again."
     if "NotFoundError" in names:
-        return f"The server does not know this model, or the key cannot use it (404): {_short(text)}"
+        return f"The server does not know this model, or the key cannot use it (404): {short(text)}"
     if "PermissionDeniedError" in names:
-        return f"The key is not allowed to use this model (403): {_short(text)}"
+        return f"The key is not allowed to use this model (403): {short(text)}"
     if names & {"APIConnectionError", "APITimeoutError", "ConnectError"}:
         return "Cannot reach the model server: check OPENAI_BASE_URL and the network."
-    return f"The model failed while answering ({name}): {_short(text)}"
-
-
-def _short(text: str, n: int = 300) -> str:
-    text = re.sub(r"sk-[A-Za-z0-9_\-]{6,}", "sk-***", text)  # never echo a key back
-    return text if len(text) <= n else text[:n] + "..."
+    return f"The model failed while answering ({name}): {short(text)}"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from rag_ft.records import Passage
 from rag_ft.text import CONTENT_WORD, MARKER, content_words, plural_stem, split_sentences
+from rag_ft.untrusted import inert
 
 SUPPORT_MIN = 0.25  # share of a sentence's content words found in the passage, below which it is "unsupported"
 
@@ -113,3 +114,22 @@ def _append_marker(sentence: str, n: int) -> str:
     if m:
         return f"{sentence[: m.start()]} [{n}]{sentence[m.start():]}"
     return f"{sentence} [{n}]"
+
+
+def marked_html(passage_text: str, words: Sequence[str]) -> str:
+    """The passage as inert HTML for a source card: every character shown as itself (``untrusted.inert``), the
+    highlight ``words`` (in any case or number) wrapped in ``<mark>``, line breaks as ``<br>``.
+
+    Escaping comes first, word by word, and only our own tags are added after: a document cannot smuggle in
+    markup, and a highlight never lands inside an escaped character. With no raw newline left, the card's
+    HTML block cannot end early, so Markdown never resumes inside it (a blank line would end it).
+    """
+    keys = {plural_stem(w.lower()) for w in words}
+    out, at = [], 0
+    for m in CONTENT_WORD.finditer(passage_text):
+        if plural_stem(m.group(0).lower()) in keys:
+            out.append(inert(passage_text[at:m.start()]))
+            out.append(f"<mark>{inert(m.group(0))}</mark>")
+            at = m.end()
+    out.append(inert(passage_text[at:]))
+    return "".join(out).replace("\r\n", "\n").replace("\r", "\n").replace("\n", "<br>")

@@ -14,30 +14,25 @@ released by the OS when a process dies).
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import json
-import os
 import sqlite3
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
 from rag_ft.db import open_db, transaction
 from rag_ft.index import chunks as chunk_rows
+from rag_ft.index.files import file_path, sample_files, save_file
+from rag_ft.index.lock import indexing_lock
 from rag_ft.index.vectors import EmbeddingMismatch, VectorIndex
-from rag_ft.models.providers import embedding_id
+from rag_ft.index.writer import bump
+from rag_ft.index.writer import store as store_chunks
+from rag_ft.models.providers import embedding_id, explain_error
 from rag_ft.records import Chunk
-from rag_ft.settings import ROOT, Settings
-
-SAMPLE_DOCS = ROOT / "sample_docs"
-EMBED_BATCH = 32
+from rag_ft.settings import Settings
 
 Progress = Callable[[float, str], None]
 
@@ -84,10 +79,6 @@ class FileOutcome:
 
 # ---------------------------------------------------------------- plumbing
 
-_THREAD_LOCK = threading.RLock()
-_LOCAL = threading.local()
-
-
 @contextmanager
 def _conn(settings: Settings) -> Iterator[sqlite3.Connection]:
     conn = open_db(settings)
@@ -97,64 +88,8 @@ def _conn(settings: Settings) -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
-@contextmanager
-def indexing_lock(settings: Settings, blocking: bool = True) -> Iterator[bool]:
-    """Exclusive right to write the index of this data folder; yields False when ``blocking=False`` and busy.
-
-    A file lock (the OS drops it when the holder dies, so a killed run never blocks the next) plus a
-    re-entrant thread lock (Streamlit runs sessions on threads of one process).
-    """
-    if not _THREAD_LOCK.acquire(blocking=blocking):
-        yield False
-        return
-    try:
-        depth = getattr(_LOCAL, "depth", 0)
-        if depth:  # re-entered by this thread: it already holds the file lock
-            _LOCAL.depth = depth + 1
-            try:
-                yield True
-            finally:
-                _LOCAL.depth = depth
-            return
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        with open(settings.data_dir / ".indexing.lock", "w") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-            except BlockingIOError:
-                yield False
-                return
-            _LOCAL.depth = 1
-            try:
-                yield True
-            finally:
-                _LOCAL.depth = 0
-                fcntl.flock(fh, fcntl.LOCK_UN)
-    finally:
-        _THREAD_LOCK.release()
-
-
 def document_id(collection: str, name: str) -> str:
     return hashlib.sha256(f"{collection}\n{name}".encode()).hexdigest()[:24]
-
-
-def chunk_id(doc_id: str, chunk: Chunk) -> str:
-    return f"{doc_id}-{chunk.chunk_index}-{chunk.hash[:12]}"
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _file_path(settings: Settings, doc_id: str) -> Path:
-    return settings.data_dir / "files" / doc_id
-
-
-def _save_file(settings: Settings, doc_id: str, data: bytes) -> None:
-    path = _file_path(settings, doc_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)  # atomic: a crash leaves the old copy or the new one, never half a file
 
 
 def _record(row: sqlite3.Row) -> DocumentRecord:
@@ -171,64 +106,7 @@ def _get(conn: sqlite3.Connection, collection: str, name: str) -> DocumentRecord
     return _record(row) if row else None
 
 
-def _bump(conn: sqlite3.Connection, collection: str, embedding: str | None = None) -> None:
-    conn.execute(
-        "INSERT INTO collections(name, embedding, version) VALUES(?, ?, 1) ON CONFLICT(name) DO UPDATE SET "
-        "version = version + 1, embedding = COALESCE(excluded.embedding, embedding)",
-        (collection, embedding),
-    )
-
-
 # ---------------------------------------------------------------- the indexing core
-
-def _embed_missing(
-    embeddings: Embeddings, vindex: VectorIndex, chunks: Sequence[Chunk], report: Progress | None
-) -> tuple[dict[str, list[float]], int]:
-    """A vector for every chunk hash: reused from the collection when present, else embedded (once per text)."""
-    vectors = vindex.vectors_by_hash(c.hash for c in chunks)
-    todo: dict[str, str] = {}
-    for c in chunks:
-        if c.hash not in vectors:
-            todo.setdefault(c.hash, c.text)
-    items = list(todo.items())
-    for i in range(0, len(items), EMBED_BATCH):
-        batch = items[i : i + EMBED_BATCH]
-        for (h, _), vec in zip(batch, embeddings.embed_documents([t for _, t in batch]), strict=True):
-            vectors[h] = list(vec)
-        if report:
-            report(0.1 + 0.8 * min(1.0, (i + len(batch)) / len(items)),
-                   f"embedded {i + len(batch)} of {len(items)} new chunks")
-    return vectors, len(items)
-
-
-def _store(
-    settings: Settings, embeddings: Embeddings, conn: sqlite3.Connection, vindex: VectorIndex, doc_id: str,
-    chunks: Sequence[Chunk], pages: int, report: Progress | None = None,
-) -> int:
-    """Write a document's chunks (vectors first, then the SQLite rows + 'indexed' in one transaction)."""
-    eid = embedding_id(settings)
-    vindex.ensure(eid)
-    vectors, embedded = _embed_missing(embeddings, vindex, chunks, report)
-    ids = [chunk_id(doc_id, c) for c in chunks]
-    metas = [
-        {"document_id": doc_id, "document": c.document, "chunk_index": c.chunk_index, "hash": c.hash,
-         "section": c.section or "", "pages": json.dumps(c.pages)}
-        for c in chunks
-    ]
-    vindex.upsert(ids, [vectors[c.hash] for c in chunks], [c.text for c in chunks], metas)
-    # vectors of the previous version (or of an interrupted run) that the new version does not use
-    vindex.delete_ids(set(vindex.ids_of_document(doc_id)) - set(ids))
-    with transaction(conn):
-        chunk_rows.replace_for_document(conn, doc_id, vindex.collection, ids, chunks)
-        conn.execute(
-            "UPDATE documents SET status='indexed', error='', chunk_count=?, pages=?, indexed_at=?, embedding=? "
-            "WHERE id=?", (len(chunks), pages, _now(), eid, doc_id),
-        )
-        _bump(conn, vindex.collection, eid)
-    if report:
-        report(1.0, f"{len(chunks)} chunks stored")
-    return embedded
-
 
 def _parse(settings: Settings, name: str, data: bytes) -> Any:
     """Read one file in the memory-capped, time-limited worker process (rag_ft.ingest.sandbox)."""
@@ -295,7 +173,7 @@ def _index_one(
     for c in result.chunks:
         c.document = name  # identity = the name within the collection
     doc_id = document_id(collection, name)
-    _save_file(settings, doc_id, data)
+    save_file(settings, doc_id, data)
     with transaction(conn):
         conn.execute(
             "INSERT INTO documents(id, collection, name, size, hash, pages, chunk_count, status, error, indexed_at, "
@@ -305,7 +183,16 @@ def _index_one(
         )
     if report:
         report(0.1, f"{len(result.chunks)} chunks")
-    embedded = _store(settings, embeddings, conn, vindex, doc_id, result.chunks, result.pages, report)
+    try:
+        embedded = store_chunks(settings, embeddings, conn, vindex, doc_id, result.chunks, result.pages, report)
+    except EmbeddingMismatch:
+        raise
+    except Exception as exc:  # a refused key, a server gone: say so, and leave nothing 'indexing' to redo forever
+        reason = f"indexing failed: {explain_error(exc, 'embedding')}"
+        with transaction(conn):
+            conn.execute("UPDATE documents SET status='failed', error=? WHERE id=?", (reason, doc_id))
+            bump(conn, collection)
+        return FileOutcome(name, "failed", error=reason, warnings=list(result.warnings))
     status = "updated" if rec and rec.status == "indexed" else "indexed"
     return FileOutcome(name, status, chunks=len(result.chunks), pages=result.pages, embedded=embedded,
                        warnings=list(result.warnings))
@@ -319,7 +206,7 @@ def _recover(
                         (vindex.collection,)).fetchall()
     out = []
     for rec in map(_record, rows):
-        path = _file_path(settings, rec.id)
+        path = file_path(settings, rec.id)
         if not path.exists():  # nothing to finish it from: remove what was half written
             _remove(conn, vindex, rec)
             out.append(FileOutcome(rec.name, "failed", error="interrupted before its file was saved: upload it again"))
@@ -329,8 +216,9 @@ def _recover(
         except EmbeddingMismatch:
             raise
         except Exception as exc:  # keep the record visible with the reason instead of looping on it
-            conn.execute("UPDATE documents SET status='failed', error=? WHERE id=?", (f"indexing failed: {exc}", rec.id))
-            out.append(FileOutcome(rec.name, "failed", error=f"indexing failed: {exc}"))
+            reason = f"indexing failed: {explain_error(exc, 'indexing')}"
+            conn.execute("UPDATE documents SET status='failed', error=? WHERE id=?", (reason, rec.id))
+            out.append(FileOutcome(rec.name, "failed", error=reason))
     return out
 
 
@@ -339,7 +227,7 @@ def _remove(conn: sqlite3.Connection, vindex: VectorIndex, rec: DocumentRecord) 
     with transaction(conn):
         chunk_rows.delete_for_document(conn, rec.id)
         conn.execute("DELETE FROM documents WHERE id=?", (rec.id,))
-        _bump(conn, vindex.collection)
+        bump(conn, vindex.collection)
 
 
 # ---------------------------------------------------------------- public API
@@ -375,8 +263,8 @@ def index_files(
                 outcome = _index_one(settings, embeddings, conn, vindex, name, data, report, parsed=parsed)
         except EmbeddingMismatch:
             raise
-        except Exception as exc:  # e.g. Chroma unreachable mid-run; the record stays 'indexing' for recovery
-            outcome = FileOutcome(_shown(name), "failed", error=f"indexing failed: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # e.g. Chroma unreachable before the record was written
+            outcome = FileOutcome(_shown(name), "failed", error=f"indexing failed: {explain_error(exc, 'indexing')}")
         outcomes.append(outcome)
         report(1.0, outcome.message)
         if on_outcome:
@@ -442,7 +330,7 @@ def delete_document(settings: Settings, name: str, collection: str = "default") 
         if rec is None:
             return False
         _remove(conn, VectorIndex(settings, collection), rec)
-        _file_path(settings, rec.id).unlink(missing_ok=True)
+        file_path(settings, rec.id).unlink(missing_ok=True)
         return True
 
 
@@ -455,13 +343,13 @@ def reindex_document(
     The copy is read before the indexing lock is taken; under the lock the record is looked up again.
     """
     rec = get_document(settings, name, collection)
-    path = _file_path(settings, rec.id) if rec else None
+    path = file_path(settings, rec.id) if rec else None
     parsed = _parse(settings, name, path.read_bytes()) if path and path.exists() else None
     with indexing_lock(settings), _conn(settings) as conn:
         rec = _get(conn, collection, name)
         if rec is None:
             return FileOutcome(name, "failed", error=f"no document named {name!r} in collection {collection!r}")
-        path = _file_path(settings, rec.id)
+        path = file_path(settings, rec.id)
         if not path.exists():
             return FileOutcome(name, "failed", error="the stored copy of this file is missing: upload it again")
         vindex = VectorIndex(settings, collection)
@@ -474,7 +362,7 @@ def reindex_document(
         except EmbeddingMismatch:
             raise
         except Exception as exc:
-            return FileOutcome(name, "failed", error=f"indexing failed: {type(exc).__name__}: {exc}")
+            return FileOutcome(name, "failed", error=f"indexing failed: {explain_error(exc, 'indexing')}")
 
 
 def document_chunks(settings: Settings, name: str, collection: str = "default") -> list[Chunk]:
@@ -482,17 +370,6 @@ def document_chunks(settings: Settings, name: str, collection: str = "default") 
     with _conn(settings) as conn:
         rec = _get(conn, collection, name)
         return chunk_rows.of_document(conn, rec.id) if rec else []
-
-
-def sample_files() -> list[tuple[str, bytes]]:
-    """The demo documents in sample_docs/ (every file the ingestion supports; not the question set)."""
-    from rag_ft.ingest import supported
-
-    if not SAMPLE_DOCS.is_dir():
-        return []
-    return [(p.name, p.read_bytes()) for p in sorted(SAMPLE_DOCS.iterdir())
-            if p.is_file() and not p.name.startswith(".") and p.suffix != ".jsonl" and supported(p.name)
-            and p.name.lower() != "readme.md"]
 
 
 def load_sample_documents(
@@ -523,7 +400,7 @@ def reembed(
         for n, rec in enumerate(docs):
             chunks = chunk_rows.of_document(conn, rec.id)
             if chunks:
-                embedded += _store(settings, embeddings, conn, vindex, rec.id, chunks, rec.pages)
+                embedded += store_chunks(settings, embeddings, conn, vindex, rec.id, chunks, rec.pages)
             if progress:
                 progress((n + 1) / max(1, len(docs)), f"{rec.name}: re-embedded")
         # documents an earlier run left without chunk rows: finish them from their stored files

@@ -149,6 +149,7 @@ def parse_bounded(
     try:
         precheck(name, data, limits)
     except ParseError as exc:  # refused before anything is decompressed, or sent anywhere
+        _last.clear()
         return ParseResult(name, [], 0, 0, str(exc), [])
     job = (name, data, {"max_characters": max_characters, "ocr": ocr, "limits": limits})
     with _LOCK:

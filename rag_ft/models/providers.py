@@ -15,7 +15,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.language_models.chat_models import BaseChatModel
 
 from rag_ft.settings import Settings, SettingsError
-from rag_ft.untrusted import redact
+from rag_ft.untrusted import redact, short
 
 OPENAI_DEFAULT_BASE = "https://api.openai.com/v1"
 
@@ -128,3 +128,22 @@ def provider_status(settings: Settings, probe: bool = True) -> ProviderStatus:
     except LocalModelMissing as exc:
         return ProviderStatus(False, provider, chat, emb, str(exc))
     return ProviderStatus(True, provider, chat, emb, "Local models, offline. Add an OpenAI key to use OpenAI.")
+
+
+def explain_error(exc: BaseException, doing: str = "answering") -> str:
+    """An exception from a model server (chat or embeddings), in plain words, with no secret in it."""
+    names = {c.__name__.removeprefix("OpenAI") for c in type(exc).__mro__}  # langchain-openai wraps openai's errors
+    text = redact(exc)  # servers echo keys and URL credentials back in their messages
+    if "AuthenticationError" in names:
+        return "OpenAI refused the API key (401). Check OPENAI_API_KEY in secrets or the environment."
+    if "RateLimitError" in names:
+        if "quota" in text.lower():
+            return "OpenAI says the account is out of quota (429): check billing, then try again."
+        return "OpenAI is rate-limiting requests (429): wait a moment and try again."
+    if "NotFoundError" in names:
+        return f"The server does not know this model, or the key cannot use it (404): {short(text)}"
+    if "PermissionDeniedError" in names:
+        return f"The key is not allowed to use this model (403): {short(text)}"
+    if names & {"APIConnectionError", "APITimeoutError", "ConnectError"}:
+        return "Cannot reach the model server: check OPENAI_BASE_URL and the network."
+    return f"The model failed while {doing} ({type(exc).__name__}): {short(text)}"

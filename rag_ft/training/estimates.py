@@ -5,7 +5,12 @@ size, mean tokens per example) and scales linearly in batch x mean tokens. The r
 machine when it can: the latest succeeded local job's metrics rows carry the time each step was logged, and
 the job knows its batch size and trained tokens. With no such job the documented default is used: 2.14 s per
 step at batch 4 of ~153-token examples on 2 CPU cores (``dataset.LOCAL_SECONDS_PER_STEP``, measured in
-shared/local-models.md §4). Loading the base model adds ~15 s before the first step.
+shared/local-models.md §4).
+
+Before the first step the worker starts a Python process, imports torch and transformers and loads the base
+model: a job that logged its first step says how long that took here (its first step's time, less one step,
+after the job was created); with no such job ``LOAD_SECONDS`` is used. Leaving it out made a 114 s job an
+estimated 0.6 min (issue #13).
 """
 
 from __future__ import annotations
@@ -20,7 +25,10 @@ from rag_ft.training.jobs import JobStore, Metric
 from rag_ft.training.lora import total_steps
 from rag_ft.training.tokens import TokenizerUnavailable
 
-LOAD_SECONDS = 15.0  # loading the base model before the first step (lora.py: ~66 s for 30 steps incl. load)
+# process start + imports + base model load before the first step, when no job here measured it: a 2-step job
+# on a quiet 2-core machine took 19 s from launch to the start of step 1; a busy machine takes longer
+LOAD_SECONDS = 30.0
+MAX_STARTUP_S = 1800.0  # a longer "startup" is not one (clock change, a job created long before it ran)
 OVERFIT_RISE = 0.05  # the last validation loss this much above the best one (5 %) is a rise, not noise
 
 
@@ -30,6 +38,7 @@ class StepRate:
     batch: int  # ... this batch size, of examples of ...
     tokens_per_example: float  # ... this many tokens on average
     source: str  # where the figure comes from, in words (the page shows it)
+    startup: float = LOAD_SECONDS  # seconds before the first step (process, imports, base model)
 
     def per_step(self, batch: int, mean_tokens: float) -> float:
         """Seconds for one step of ``batch`` examples averaging ``mean_tokens`` tokens."""
@@ -56,8 +65,11 @@ def measured_rate(store: JobStore) -> StepRate | None:
             continue
         (s0, t0), (s1, t1) = times[0], times[-1]
         epochs = int(job.hyperparameters.get("epochs", 3)) or 1
-        return StepRate((t1 - t0) / (s1 - s0), int(job.hyperparameters.get("batch_size", 4)) or 1,
-                        job.trained_tokens / epochs / job.n_train, f"this computer's pace in job {job.id}")
+        per_step = (t1 - t0) / (s1 - s0)
+        startup = t0 - s0 * per_step - job.created_at  # the time before step 1 began
+        return StepRate(per_step, int(job.hyperparameters.get("batch_size", 4)) or 1,
+                        job.trained_tokens / epochs / job.n_train, f"this computer's pace in job {job.id}",
+                        startup if 0 < startup < MAX_STARTUP_S else LOAD_SECONDS)
     return None
 
 
@@ -81,7 +93,7 @@ def local_estimate(records: Sequence[dict[str, Any]], epochs: int, batch: int, m
         mean, tokens = (sum(counts) / len(counts) if counts else rate.tokens_per_example), est.training_tokens
     except TokenizerUnavailable:  # no tokenizer: assume examples as long as the measured ones
         mean, tokens = rate.tokens_per_example, 0
-    return LocalEstimate(steps, LOAD_SECONDS + steps * rate.per_step(batch, mean), tokens, rate)
+    return LocalEstimate(steps, rate.startup + steps * rate.per_step(batch, mean), tokens, rate)
 
 
 # ---- the overfitting hint --------------------------------------------------------------------------
@@ -122,7 +134,10 @@ def launch_estimate(store: JobStore, records: Sequence[dict[str, Any]], backend:
         rate = measured_rate(store) or DEFAULT_RATE
         est = local_estimate(records, epochs, batch, max_steps, rate)
         where = "on 2 quiet CPU cores" if rate is DEFAULT_RATE else "at this computer's measured pace"
-        return (f"{est.steps} steps, about {est.seconds / 60:.1f} min {where} (longer while the computer is busy)"
+        per_step = (est.seconds - rate.startup) / est.steps if est.steps else 0.0
+        return (f"{est.steps} steps, about {est.seconds / 60:.1f} min {where} (longer while the computer is busy): "
+                f"{rate.startup:.0f} s to start and load the model + {est.steps} x {per_step:.1f} s per step, "
+                f"from {rate.source}"
                 + (f", {est.training_tokens:,} training tokens" if est.training_tokens else "") + " · free")
     try:
         est_ai = dataset.estimate(records, base, int(epochs))

@@ -392,23 +392,25 @@ class ExampleStore:
     # ---- other pages ----------------------------------------------------------------------------
     def add_from_chat(self, question: str, answer: str, passages: Sequence[Any] = (),
                       system: str | None = None, notes: str = "") -> int:
-        """A chat answer (thumbs-up or edited) becomes a draft example (source "chat").
+        """A chat answer (thumbs-up, edited, or thumbs-down to fix) becomes a draft example (source "chat").
 
-        With passages the user turn is the exact RAG prompt the chat used (``prompt.build_messages``), so
-        the example trains the model the way it is served; without, a plain question.
+        The user turn is the question as the user typed it, not the RAG prompt the chat built around it: that
+        is what the example asks, and what a reviewer must read in the Training data grid. The passages the
+        answer drew on are named in the notes (document, pages, section) so the reviewer can check it against
+        them; ``notes`` (e.g. what a thumbs-down said was wrong) come first.
         """
-        from rag_ft.chat.prompt import SYSTEM_PROMPT, build_messages
-
-        if passages:
-            messages = build_messages(question, list(passages), system=system or SYSTEM_PROMPT)
-            docs = sorted({getattr(p, "document", "") for p in passages} - {""})
-            notes = notes or ("From a chat answer; passages from " + ", ".join(docs) if docs else "From a chat answer")
-        else:
-            messages = ([{"role": "system", "content": system}] if system else []) + [
-                {"role": "user", "content": question}]
-            notes = notes or "From a chat answer"
-        messages.append({"role": "assistant", "content": answer})
-        return self.add(messages, status="draft", source="chat", notes=notes)
+        messages = ([{"role": "system", "content": system}] if system else []) + [
+            {"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+        sources = []
+        for p in passages:
+            where = ", ".join(str(x) for x in (getattr(p, "document", ""), getattr(p, "page_label", ""),
+                                               getattr(p, "section", "")) if x)
+            if where and where not in sources:
+                sources.append(where)
+        origin = "From a chat answer" + ("; passages from " + "; ".join(sources) if sources else "")
+        document = next((str(p.document) for p in passages if getattr(p, "document", "")), "")
+        return self.add(messages, status="draft", source="chat", notes=f"{notes}\n{origin}" if notes else origin,
+                        document=document)
 
     def close(self) -> None:
         self.conn.close()

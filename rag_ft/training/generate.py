@@ -10,8 +10,10 @@ to the document flags them stale (``ExampleStore.stale_ids``).
 from __future__ import annotations
 
 import re
+import statistics
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,13 @@ from rag_ft.training.examples import ExampleStore
 DEFAULT_SYSTEM = ("You are a friendly support assistant. Answer in one or two short sentences and end with "
                   "the source in the form [Source: <document>, Section x.y].")
 DEFAULT_FORMAT = "{answer} [Source: {document}, Section {section}]"
+
+# seconds per chunk when this machine has not generated with the model yet. Local: issue #13 measured 175 s for
+# 4 chunks with SmolLM2 on 2 busy CPU cores (first use, model loading included). An API model writes a
+# ~100-token pair in a few seconds.
+LOCAL_SECONDS_PER_CHUNK = 44.0
+REMOTE_SECONDS_PER_CHUNK = 5.0
+RUN_GAP_S = 600.0  # drafts saved further apart than this belong to different runs
 
 WRITER_SYSTEM = "You write question and answer pairs for training a support assistant. Use only the passage."
 WRITER_PROMPT = (
@@ -181,6 +190,40 @@ def draft(chunk: SourceChunk, chat_model: Any, style: Style, model_name: str = "
     q, a = extractive_pair(chunk)
     return (build_example(chunk, q, a, style),
             f"Extractive fallback: {name}'s output was unusable ({reason}). Review the wording.", False)
+
+
+def seconds_per_chunk(store: ExampleStore, model_name: str, local: bool) -> tuple[float, str]:
+    """(seconds per chunk, where the figure comes from) for generating with ``model_name`` here.
+
+    Measured when this machine generated with that model before: a run saves each draft as soon as its chunk
+    is done, so the time between consecutive drafts of one run is the time of one chunk (median of the last 20).
+    """
+    times = [datetime.fromisoformat(e.created_at).timestamp() for e in store.list(source="generated")
+             if model_name and model_name in (e.notes or "") and e.created_at]
+    times.sort()
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False) if 0 < b - a < RUN_GAP_S][-20:]
+    if gaps:
+        return statistics.median(gaps), f"measured on this computer over {len(gaps) + 1} drafts"
+    if local:
+        return LOCAL_SECONDS_PER_CHUNK, "the local model's pace on 2 CPU cores, including its loading"
+    return REMOTE_SECONDS_PER_CHUNK, "a typical API model's pace"
+
+
+def format_problem(answer_format: str) -> str | None:
+    """Why an answer format cannot be filled in (an unknown placeholder, a lone brace); None when it can."""
+    try:
+        answer_format.format(answer="", document="", section="")
+    except (KeyError, IndexError, ValueError) as exc:
+        return f"The answer format has an unknown placeholder: {exc}. Use {{answer}}, {{document}}, {{section}}."
+    return None
+
+
+def estimate_text(n_chunks: int, seconds: float, source: str) -> str:
+    """What the page says before generating: how long ``n_chunks`` will take."""
+    total = n_chunks * seconds
+    when = f"{total:.0f} s" if total < 120 else f"{total / 60:.0f} min"
+    return (f"{n_chunks} chunk(s) at about {seconds:.0f} s each ({source}): about {when}. Stop keeps the drafts "
+            "written so far.")
 
 
 def generate(store: ExampleStore, chunks: Sequence[SourceChunk], chat_model: Any, style: Style | None = None,

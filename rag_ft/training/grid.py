@@ -14,8 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
+
 from rag_ft.training import dataset
-from rag_ft.training.examples import Example, ExampleError, ExampleStore
+from rag_ft.training.examples import SPLITS, STATUSES, Example, ExampleError, ExampleStore
 from rag_ft.training.tokens import TokenizerUnavailable
 
 PROBLEM_FILTERS = ("All", "No problem", "Any problem", "Errors", "Warnings", "Stale")
@@ -23,6 +25,26 @@ TEXT_COLS = ("system", "user", "assistant")
 COLUMNS = ("id", "status", "split", "system", "user", "assistant", "problem", "tokens", "turns", "source", "tags",
            "stale")
 STALE = "stale: its document chunk changed or was deleted"
+SHOWN_ORDER = ("id", "status", "split", "problem", "user", "assistant", "system", "tags", "tokens", "turns", "source",
+               "stale")
+READ_ONLY = ("id", "problem", "tokens", "turns", "source", "stale")
+
+
+def column_specs(model: str) -> dict[str, tuple[str, dict[str, Any]]]:
+    """column -> (kind, arguments) of the grid's column configuration; kind is "number", "text", "check" or
+    "select" (the page maps kinds to ``st.column_config`` classes)."""
+    def col(label: str, width: str = "small", **extra: Any) -> dict[str, Any]:
+        return {"label": label, "width": width, **extra}
+
+    return {"id": ("number", col("ID")),
+            "status": ("select", col("Status", options=list(STATUSES), required=True)),
+            "split": ("select", col("Split", options=list(SPLITS), required=True)),
+            "system": ("text", col("System")), "user": ("text", col("User", "medium")),
+            "assistant": ("text", col("Assistant", "large")),
+            "problem": ("text", col("Problem", "medium", help="What OpenAI's rules say about this example")),
+            "tokens": ("number", col("Tokens", help=f"Counted for {model}")), "turns": ("number", col("Turns")),
+            "source": ("text", col("Source")), "tags": ("text", col("Tags", help="comma-separated")),
+            "stale": ("check", col("Stale"))}
 
 
 # ---- which rows are shown ----------------------------------------------------------------------------
@@ -203,3 +225,81 @@ def _write(store: ExampleStore, pending: dict[int, tuple[dict[str, Any], list[st
     for i in done:
         out.labels += pending[i][1]
         changed.add(i)
+
+
+ROLES = ("system", "user", "assistant")
+
+
+def save_detail(store: ExampleStore, example_id: int, rows: Sequence[Mapping[str, Any]], tags: str,
+                notes: str) -> str:
+    """Save the detail editor's message rows (rows without a role are dropped), tags and notes; says what
+    was saved and which format errors remain."""
+    new = [{"role": r["role"], "content": r.get("content") or ""} for r in rows if r.get("role")]
+    problems = dataset.format_errors({"messages": new})
+    store.update(example_id, messages=new, tags=tags, notes=notes)
+    return f"Saved #{example_id}." + (f" Still to fix: {'; '.join(m for _, m in problems)}." if problems else "")
+
+
+def count_metrics(counts: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """The six numbers above the grid, as (label, value)."""
+    return [("Draft", counts["status"]["draft"]), ("Approved", counts["status"]["approved"]),
+            ("Rejected", counts["status"]["rejected"]), ("Train", counts["split"]["train"]),
+            ("Validation", counts["split"]["validation"]), ("Deleted", counts["deleted"])]
+
+
+# ---- import, and what the page says about it ------------------------------------------------------------
+@dataclass
+class Imported:
+    name: str
+    added: int
+    skipped: int  # already in the store (skip_existing)
+    problems: list[tuple[int, str]]  # (line number, reason) of lines that did not import
+    approved: int = 0  # of the added, how many were approved on import
+    left_draft: int = 0  # added with format errors: kept as drafts even when approving
+
+    def message(self) -> str:
+        """The one-line summary the page shows (without the list of bad lines)."""
+        msg = f"Imported {self.added} example(s) from {self.name}"
+        if self.skipped:
+            msg += f"; {self.skipped} already there were skipped"
+        if self.approved or self.left_draft:
+            msg += f"; {self.approved} approved"
+            if self.left_draft:
+                msg += f", {self.left_draft} with format errors left as drafts"
+        elif self.added:
+            msg += " as drafts (only approved examples train: review and approve them)"
+        if self.problems:
+            return msg + f"; {len(self.problems)} line(s) had problems:"
+        return msg + "."
+
+
+def import_examples(store: ExampleStore, name: str, data: bytes, skip_existing: bool = False,
+                    approve: bool = False) -> Imported:
+    """Import a JSONL/CSV file's examples as drafts; with ``approve`` the ones without format errors are
+    approved at once (an example the API would reject never trains, so it stays a draft to fix)."""
+    result = dataset.import_file(name, data)
+    ids, skipped = store.import_records(name, result.records, result.lines, skip_existing=skip_existing)
+    out = Imported(name, len(ids), skipped, result.problems)
+    if approve and ids:
+        clean = [e.id for e in store.get_many(ids) if not dataset.format_errors(e.record())]
+        out.approved = store.set_many(clean, status="approved")
+        out.left_draft = len(ids) - len(clean)
+    return out
+
+
+def approval_note(counts: Mapping[str, Any]) -> str | None:
+    """Why "0 valid examples" may appear although examples exist: only approved ones train (None: nothing to say)."""
+    drafts = counts["status"]["draft"]
+    if not drafts:
+        return None
+    return (f"Only approved examples train. {drafts} draft(s) are waiting for review: set their Status to "
+            "approved in the grid, or filter them and use Approve ... shown.")
+
+
+def histogram_frame(token_counts: Sequence[int | None]) -> pd.DataFrame:
+    """Examples per token-length bin, indexed by an ordered category so a chart keeps the bins in numeric
+    order (string labels such as "90-99" and "100-109" would otherwise sort as text)."""
+    hist = dataset.histogram([c for c in token_counts if c is not None])
+    labels = [label for label, _ in hist]
+    index = pd.CategoricalIndex(labels, categories=labels, ordered=True, name="tokens")
+    return pd.DataFrame({"examples": [n for _, n in hist]}, index=index)

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rag_ft.settings import Settings
 from rag_ft.training import dataset
 from rag_ft.training.estimates import DEFAULT_RATE
 from rag_ft.training.examples import ExampleStore
+from rag_ft.training.jobs import Job, Metric, iso
 from rag_ft.training.tokens import TokenizerUnavailable
 
 SAMPLE_VALIDATION_SHARE = 8  # the sample dataset holds out 1 example in 8 (at least 1) for validation
@@ -90,3 +92,29 @@ def check_approved(db_path: Path | str, model: str, epochs: int | None = None) -
         return ApprovedCheck(clean_train, clean_valid, left_out, [], None, str(exc))
     problems = [(i.level, (f"#{train_ex[i.index].id}: " if i.index >= 0 else "") + i.message) for i in report.issues]
     return ApprovedCheck(clean_train, clean_valid, left_out, problems, est)
+
+
+# ---- the Fine-tuning page's job view -------------------------------------------------------------------
+def job_summary(job: Job) -> list[str]:
+    """The two caption lines under a job's title: what it trains on, and its hyperparameters (plain text)."""
+    hp = ", ".join(f"{k}={v}" for k, v in job.hyperparameters.items() if k != "min_free_bytes")
+    return [f"{job.backend} · {job.base_model} · {job.n_train} training / {job.n_validation} validation examples "
+            f"· data sha256 {job.train_hash[:12]} · created {iso(job.created_at)}",
+            f"Hyperparameters: {hp}" + (f" · suffix {job.suffix}" if job.suffix else "")]
+
+
+def chat_label(settings: Settings, job: Job) -> str | None:
+    """The Chat page's model-picker label of a finished job's model; None when Chat cannot use it here."""
+    from rag_ft.models.catalogue import available_models
+
+    for c in available_models(settings):
+        if (job.adapter_dir and c.adapter_dir == job.adapter_dir) or (
+                job.result_model and c.model == job.result_model and c.kind == "tuned"):
+            return c.label
+    return None
+
+
+def last_step_text(last: Metric) -> str:
+    """The caption under the loss chart: the last logged step's losses."""
+    return (f"Last step {last.step}: training loss {last.train_loss or float('nan'):.4f}"
+            + (f", validation loss {last.valid_loss:.4f}" if last.valid_loss is not None else ""))

@@ -54,6 +54,7 @@ def start_job(
 def launch(store: JobStore, job_id: str) -> int:
     import psutil
 
+    reap()
     job = store.get(job_id)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
@@ -71,6 +72,16 @@ def launch(store: JobStore, job_id: str) -> int:
     store.update(job_id, pid=proc.pid, pid_started=started, heartbeat_at=time.time())
     store.add_event(job_id, f"Training process started (pid {proc.pid}); log: {job.folder / 'worker.log'}.")
     return proc.pid
+
+
+def reap() -> list[int]:
+    """Collect the exit status of every worker this process started that has finished (``Popen.poll`` waits
+    for it), so none stays a zombie under the app; a finished job's worker is otherwise never looked at
+    again. Returns the reaped pids."""
+    done = [pid for pid, child in list(_children.items()) if child.poll() is not None]
+    for pid in done:
+        _children.pop(pid, None)
+    return done
 
 
 def worker_alive(job: Job) -> bool:
@@ -151,6 +162,7 @@ def _log_tail(job: Job, lines: int = 3) -> str:
 def reconcile(store: JobStore, now: float | None = None) -> list[str]:
     """Settle local jobs whose worker is gone, silent, or ignoring a cancel. Returns the changed ids."""
     now = now or time.time()
+    reap()
     changed = []
     for job in store.list():
         if job.backend != "local" or job.status in TERMINAL:
