@@ -26,5 +26,5 @@ page = st.navigation(
 )
 wanted = st.session_state.pop("_wanted_page", None)  # set by app_state.settings(): see there
 if wanted and wanted != page.url_path:
-    st.switch_page(wanted)
+    st.switch_page(wanted, query_params=st.query_params.to_dict())
 page.run()

@@ -34,7 +34,7 @@ def settings() -> Settings:
         caller = Path(inspect.stack()[1].filename)
         if caller.parent.name == "pages":
             st.session_state["_wanted_page"] = f"pages/{caller.name}"
-        st.switch_page("app.py")
+        st.switch_page("app.py", query_params=st.query_params.to_dict())  # keep ?c=... (the conversation)
     overrides = st.session_state.get("settings_overrides", {})
     try:
         return load_settings(secrets=_secrets(), **overrides)

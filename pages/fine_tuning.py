@@ -25,10 +25,11 @@ BADGES = {"validating_files": ":blue-badge[validating files]", "queued": ":gray-
 ICONS = {"validating_files": "🔎", "queued": "⏳", "running": "🟠", "succeeded": "🟢", "failed": "🔴", "cancelled": "⚪"}
 
 s = app_state.settings()
+if st.session_state.pop("_go_chat", False):  # switch pages from a full run, never from the live fragment's rerun
+    st.switch_page("pages/chat.py")
 store = JobStore(s.db_path)
 openai_ready = s.has_api_key or bool(s.openai_base_url)
 backend_openai = fo.OpenAIBackend.from_settings(s) if openai_ready else None
-
 st.title("Fine-tuning")
 st.caption("Teach a model your style: a LoRA adapter trained on this computer (always available, offline), "
            "or an OpenAI fine-tuning job when your organisation can still use it.")
@@ -185,7 +186,8 @@ def show_job(job: Job) -> None:
         if st.button("Chat with this model", key="ft_chat", icon=":material/chat:", disabled=label is None,
                      help=None if label else "Switch the provider to OpenAI to chat with an OpenAI model."):
             st.session_state["chat_model"] = label
-            st.switch_page("pages/chat.py")
+            st.session_state["_go_chat"] = True
+            st.rerun(scope="app")
     if not job.is_terminal and st.button("Cancel job", key="ft_cancel", icon=":material/stop_circle:"):
         if job.backend == "local":
             finetune_local.cancel(store, job.id)

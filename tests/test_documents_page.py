@@ -143,6 +143,7 @@ def test_browser_upload_search_reupload_delete(page, app_server):
     expect(page.get_by_text("Indexed documents (2)")).to_be_visible()
     expect(status).to_contain_text("api.txt: indexed: 1 chunk")
     expect(status).to_contain_text("empty.txt: empty file")
+    expect(page.get_by_test_id("stAlertContentError")).to_contain_text("empty.txt was not indexed: empty file")
 
     box = page.get_by_placeholder("Ask a question or type a keyword")
     box.fill("how fast are refunds paid")
@@ -163,7 +164,11 @@ def test_browser_upload_search_reupload_delete(page, app_server):
 
     from rag_ft.index.documents import document_id
 
-    page.locator(f".st-key-delete_{document_id('default', 'api.txt')}").get_by_role("button").click()
+    api = document_id("default", "api.txt")
+    page.locator(f".st-key-delete_{api}").get_by_role("button").click()
+    expect(page.get_by_text("Delete api.txt and its 1 chunk(s) from the index?")).to_be_visible()
+    expect(page.get_by_text("Indexed documents (2)")).to_be_visible()  # nothing deleted yet
+    page.locator(f".st-key-really_delete_{api}").get_by_role("button").click()
     expect(page.get_by_text("Indexed documents (1)")).to_be_visible()
     expect(api_hit).to_have_count(0)  # the same search, rerun after the delete, no longer finds it
     expect(page.get_by_test_id("stText").filter(has_text="QX-4471 above 600 requests")).to_have_count(0)

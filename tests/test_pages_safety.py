@@ -145,7 +145,8 @@ def test_training_data_page_shows_hostile_examples_as_text(page, app_server, lis
         page.get_by_placeholder("words in any message, tag or note").fill("how long do refunds take")
         page.keyboard.press("Enter")
         wait_idle(page)
-        expect(page.get_by_text("1 example(s) shown.")).to_be_visible()
+        expect(page.get_by_text("1 example(s) shown.")).to_be_visible(timeout=30_000)
+        wait_idle(page)
         page.get_by_text("Edit one example in full").click()  # the preview of the one shown example
         wait_idle(page)
         _shown(page, f"Source: import: {file_name} line 1")

@@ -94,6 +94,16 @@ def indexed_texts(conn: sqlite3.Connection, collection: str) -> list[tuple[str, 
     return [(r[0], r[1]) for r in rows]
 
 
+def indexed_for_search(conn: sqlite3.Connection, collection: str) -> list[tuple[str, str, str, str, str]]:
+    """(chunk id, document id, document, section, text) of the collection's 'indexed' chunks, in document order
+    (retrieval's BM25 corpus with contextual headers, and its per-document term profiles)."""
+    rows = conn.execute(
+        "SELECT c.id, c.document_id, c.document, c.section, c.text FROM chunks c "
+        "JOIN documents d ON d.id = c.document_id WHERE d.collection=? AND d.status='indexed' "
+        "ORDER BY c.document_id, c.chunk_index", (collection,))
+    return [(r[0], r[1] or "", r[2] or "", r[3] or "", r[4] or "") for r in rows]
+
+
 def by_ids(conn: sqlite3.Connection, ids: Iterable[str]) -> dict[str, StoredChunk]:
     """The rows with these ids, by id (ids with no row, e.g. deleted since, are absent)."""
     ids = list(dict.fromkeys(ids))

@@ -27,6 +27,7 @@ from rag_ft.db import open_db, transaction
 from rag_ft.index import chunks as chunk_rows
 from rag_ft.index.files import file_path, sample_files, save_file
 from rag_ft.index.lock import indexing_lock
+from rag_ft.index.reading import failure, parse_file, shown_name
 from rag_ft.index.vectors import EmbeddingMismatch, VectorIndex
 from rag_ft.index.writer import bump
 from rag_ft.index.writer import store as store_chunks
@@ -108,19 +109,6 @@ def _get(conn: sqlite3.Connection, collection: str, name: str) -> DocumentRecord
 
 # ---------------------------------------------------------------- the indexing core
 
-def _parse(settings: Settings, name: str, data: bytes) -> Any:
-    """Read one file in the memory-capped, time-limited worker process (rag_ft.ingest.sandbox)."""
-    from rag_ft.ingest.limits import ParseLimits
-    from rag_ft.ingest.sandbox import parse_bounded
-
-    return parse_bounded(name, data, ParseLimits.from_settings(settings))
-
-
-def _shown(name: str) -> str:
-    """The name as it can be displayed and stored: a lone surrogate (undecodable bytes) becomes '?'."""
-    return name.encode("utf-8", "replace").decode("utf-8")
-
-
 def _read_unless_unchanged(
     settings: Settings, collection: str, name: str, data: bytes, report: Progress | None
 ) -> Any:
@@ -130,7 +118,7 @@ def _read_unless_unchanged(
     name = (name or "").strip()
     if not name:
         return None
-    if _shown(name) == name:  # an invalid name is not looked up: parsing refuses it by name
+    if shown_name(name) == name:  # an invalid name is not looked up: parsing refuses it by name
         with _conn(settings) as conn:
             rec = _get(conn, collection, name)
         if rec and rec.status == "indexed" and rec.hash == hashlib.sha256(data).hexdigest() \
@@ -138,15 +126,7 @@ def _read_unless_unchanged(
             return None
     if report:
         report(0.02, "reading")
-    return _parse(settings, name, data)
-
-
-def _failure(result: Any) -> str | None:
-    if result.error:
-        return result.error
-    if not result.chunks:
-        return "no text found in the file"
-    return None
+    return parse_file(settings, name, data)
 
 
 def _index_one(
@@ -157,8 +137,8 @@ def _index_one(
     name = (name or "").strip()
     if not name:
         return FileOutcome("(no name)", "failed", error="a file needs a name")
-    if parsed is not None and _failure(parsed):  # e.g. a name SQLite cannot take: refused before any lookup
-        return FileOutcome(_shown(name), "failed", error=_failure(parsed) or "", warnings=list(parsed.warnings))
+    if parsed is not None and failure(parsed):  # e.g. a name SQLite cannot take: refused before any lookup
+        return FileOutcome(shown_name(name), "failed", error=failure(parsed) or "", warnings=list(parsed.warnings))
     collection, eid = vindex.collection, embedding_id(settings)
     digest = hashlib.sha256(data).hexdigest()
     rec = _get(conn, collection, name)
@@ -166,8 +146,8 @@ def _index_one(
         return FileOutcome(name, "unchanged", chunks=rec.chunk_count, pages=rec.pages)
     if report and parsed is None:
         report(0.02, "reading")
-    result = parsed if parsed is not None else _parse(settings, name, data)
-    problem = _failure(result)
+    result = parsed if parsed is not None else parse_file(settings, name, data)
+    problem = failure(result)
     if problem:  # the previous version (if any) stays indexed: bad input loses nothing
         return FileOutcome(name, "failed", error=problem, warnings=list(result.warnings))
     for c in result.chunks:
@@ -251,7 +231,7 @@ def index_files(
         vindex.check(embedding_id(settings))
         _recover(settings, embeddings, conn, vindex)
     for i, (name, data) in enumerate(files):
-        def report(frac: float, msg: str, i: int = i, name: str = _shown(name)) -> None:
+        def report(frac: float, msg: str, i: int = i, name: str = shown_name(name)) -> None:
             if progress:
                 progress(min(1.0, (i + frac) / total), f"{name}: {msg}")
 
@@ -264,7 +244,7 @@ def index_files(
         except EmbeddingMismatch:
             raise
         except Exception as exc:  # e.g. Chroma unreachable before the record was written
-            outcome = FileOutcome(_shown(name), "failed", error=f"indexing failed: {explain_error(exc, 'indexing')}")
+            outcome = FileOutcome(shown_name(name), "failed", error=f"indexing failed: {explain_error(exc, 'indexing')}")
         outcomes.append(outcome)
         report(1.0, outcome.message)
         if on_outcome:
@@ -344,7 +324,7 @@ def reindex_document(
     """
     rec = get_document(settings, name, collection)
     path = file_path(settings, rec.id) if rec else None
-    parsed = _parse(settings, name, path.read_bytes()) if path and path.exists() else None
+    parsed = parse_file(settings, name, path.read_bytes()) if path and path.exists() else None
     with indexing_lock(settings), _conn(settings) as conn:
         rec = _get(conn, collection, name)
         if rec is None:

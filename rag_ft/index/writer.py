@@ -16,6 +16,7 @@ from rag_ft.index import chunks as chunk_rows
 from rag_ft.index.vectors import VectorIndex
 from rag_ft.models.providers import embedding_id
 from rag_ft.records import Chunk
+from rag_ft.retrieval.context import contextual_text, vector_key
 from rag_ft.settings import Settings
 
 EMBED_BATCH = 32
@@ -42,12 +43,15 @@ def bump(conn: sqlite3.Connection, collection: str, embedding: str | None = None
 def embed_missing(
     embeddings: Embeddings, vindex: VectorIndex, chunks: Sequence[Chunk], report: Progress | None
 ) -> tuple[dict[str, list[float]], int]:
-    """A vector for every chunk hash: reused from the collection when present, else embedded (once per text)."""
-    vectors = vindex.vectors_by_hash(c.hash for c in chunks)
+    """A vector for every chunk's vector key: reused from the collection when present, else embedded (once per
+    text). What is embedded is the chunk's contextual text (rag_ft.retrieval.context): its document's name and
+    its section, then its text; the key is the hash of exactly that, so a vector is reused only for the same."""
+    keys = [vector_key(c.text, c.document, c.section) for c in chunks]
+    vectors = vindex.vectors_by_hash(keys)
     todo: dict[str, str] = {}
-    for c in chunks:
-        if c.hash not in vectors:
-            todo.setdefault(c.hash, c.text)
+    for c, key in zip(chunks, keys, strict=True):
+        if key not in vectors:
+            todo.setdefault(key, contextual_text(c.text, c.document, c.section))
     items = list(todo.items())
     for i in range(0, len(items), EMBED_BATCH):
         batch = items[i : i + EMBED_BATCH]
@@ -68,12 +72,13 @@ def store(
     vindex.ensure(eid)
     vectors, embedded = embed_missing(embeddings, vindex, chunks, report)
     ids = [chunk_id(doc_id, c) for c in chunks]
-    metas = [
-        {"document_id": doc_id, "document": c.document, "chunk_index": c.chunk_index, "hash": c.hash,
+    keys = [vector_key(c.text, c.document, c.section) for c in chunks]
+    metas = [  # "hash" is the vector key (what was embedded), which reuse looks up
+        {"document_id": doc_id, "document": c.document, "chunk_index": c.chunk_index, "hash": key,
          "section": c.section or "", "pages": json.dumps(c.pages)}
-        for c in chunks
+        for c, key in zip(chunks, keys, strict=True)
     ]
-    vindex.upsert(ids, [vectors[c.hash] for c in chunks], [c.text for c in chunks], metas)
+    vindex.upsert(ids, [vectors[key] for key in keys], [c.text for c in chunks], metas)
     # vectors of the previous version (or of an interrupted run) that the new version does not use
     vindex.delete_ids(set(vindex.ids_of_document(doc_id)) - set(ids))
     with transaction(conn):

@@ -18,6 +18,8 @@ from scipy import sparse
 from rag_ft.db import open_db
 from rag_ft.index import chunks as chunk_rows
 from rag_ft.index.documents import collection_version
+from rag_ft.retrieval.context import contextual_text
+from rag_ft.retrieval.metadata import DocumentMatcher
 from rag_ft.settings import Settings
 from rag_ft.text import bm25_terms as tokenize  # retrieval's own tokenizer: see rag_ft.text why
 
@@ -30,6 +32,10 @@ class BM25Index:
     def __init__(self, ids: list[str], texts: list[str]) -> None:
         self.ids = ids
         self.row = {cid: i for i, cid in enumerate(ids)}
+        # set by bm25_index for a collection: each row's document id, and the documents' term profiles
+        self.document_ids: list[str] = []
+        self.matcher: DocumentMatcher | None = None
+        self.document_rows = np.zeros(0, dtype=np.int64)  # each chunk row's document row in the matcher
         vocab: dict[str, int] = {}
         indptr, indices, data = [0], [], []
         lengths = np.zeros(len(texts), dtype=np.float32)
@@ -87,11 +93,18 @@ def bm25_index(settings: Settings, collection: str, conn: sqlite3.Connection | N
             hit = _CACHE.get(key)
             if hit and hit[0] == version:
                 return hit[1]
-        rows = chunk_rows.indexed_texts(conn, collection)
+        rows = chunk_rows.indexed_for_search(conn, collection)
     finally:
         if own:
             conn.close()
-    index = BM25Index([r[0] for r in rows], [r[1] for r in rows])
+    # BM25 sees each chunk with its contextual header (document name, section), as the embedding model does
+    index = BM25Index([r[0] for r in rows], [contextual_text(r[4], r[2], r[3]) for r in rows])
+    index.document_ids = [r[1] for r in rows]
+    by_doc: dict[str, tuple[str, list[str]]] = {}
+    for _, doc_id, name, _, text in rows:
+        by_doc.setdefault(doc_id, (name, []))[1].append(text)
+    index.matcher = DocumentMatcher((doc_id, name, texts) for doc_id, (name, texts) in by_doc.items())
+    index.document_rows = np.asarray([index.matcher.row[d] for d in index.document_ids], dtype=np.int64)
     with _CACHE_LOCK:
         _CACHE[key] = (version, index)
     return index

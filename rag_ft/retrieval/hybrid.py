@@ -40,6 +40,11 @@ from rag_ft.settings import Settings
 
 VECTOR_WEIGHT = 0.6
 CANDIDATES = 30  # per method, before fusion
+# Document-aware matching (rag_ft.retrieval.metadata): a chunk's fused score loses DOCUMENT_BOOST times how much
+# less its document matches the question than the best-matching document does; 0 turns it off. Documents matching
+# at least PREFERRED of the best also contribute their best keyword hits as candidates.
+DOCUMENT_BOOST = 0.2
+PREFERRED = 0.9
 
 _VINDEX: dict[tuple, tuple[int, VectorIndex]] = {}
 
@@ -49,6 +54,16 @@ class _Candidate:
     chunk_id: str
     vector: float = 0.0
     bm25: float = 0.0
+    document: float = 1.0  # how well the question matches the chunk's document, relative to the best (metadata)
+
+
+def _preferred_hits(bm25: BM25Index, raw: np.ndarray, normed: np.ndarray, prefer: np.ndarray, n: int,
+                    seen: set[str]) -> list[_Candidate]:
+    """The ``n`` best keyword hits among the chunks of the documents the question matches best."""
+    rows = np.nonzero((prefer[bm25.document_rows] >= PREFERRED) & (raw > 0))[0]
+    rows = rows[np.argsort(-raw[rows], kind="stable")]
+    out = [_Candidate(bm25.ids[i], bm25=float(normed[i])) for i in rows[: n + len(seen)] if bm25.ids[i] not in seen]
+    return out[:n]
 
 
 class HybridRetriever(BaseRetriever):
@@ -125,6 +140,7 @@ class HybridRetriever(BaseRetriever):
         for cid, sim in hits:
             if cid in bm25.row:  # drop vectors of documents that are not (or no longer) indexed
                 cands[cid] = _Candidate(cid, vector=sim)
+        prefer = bm25.matcher.match(query) if DOCUMENT_BOOST > 0 and bm25.matcher is not None else None
         if hybrid:
             raw, norm = bm25.scores(query)
             if norm > 0:
@@ -140,22 +156,32 @@ class HybridRetriever(BaseRetriever):
                 known = sorted((VECTOR_WEIGHT * c.vector + (1 - VECTOR_WEIGHT) * c.bm25 for c in cands.values()),
                                reverse=True)
                 kth = known[k - 1] if len(known) >= k else -1.0
-                extra = [c for c in extra if VECTOR_WEIGHT * floor + (1 - VECTOR_WEIGHT) * c.bm25 >= max(kth, threshold)]
+                if prefer is None:  # with document preferences the bound no longer holds: keep every extra
+                    extra = [c for c in extra
+                             if VECTOR_WEIGHT * floor + (1 - VECTOR_WEIGHT) * c.bm25 >= max(kth, threshold)]
+                else:  # also the best keyword hits inside the preferred documents, which the pools may miss
+                    extra += _preferred_hits(bm25, raw, normed, prefer, pool, cands.keys() | {c.chunk_id for c in extra})
                 if extra:  # their vector similarity from the stored vectors
                     qn = qvec / (np.linalg.norm(qvec) or 1.0)
                     for cid, vec in vindex.vectors_by_id([c.chunk_id for c in extra]).items():
                         v = np.asarray(vec, dtype=np.float32)
                         sim = float(max(0.0, min(1.0, qn @ (v / (np.linalg.norm(v) or 1.0)))))
                         cands[cid] = _Candidate(cid, vector=sim, bm25=float(normed[bm25.row[cid]]))
+        if prefer is not None:
+            for c in cands.values():
+                c.document = float(prefer[bm25.document_rows[bm25.row[c.chunk_id]]])
 
         def fused(c: _Candidate) -> float:
-            return VECTOR_WEIGHT * c.vector + (1 - VECTOR_WEIGHT) * c.bm25 if hybrid else c.vector
+            base = VECTOR_WEIGHT * c.vector + (1 - VECTOR_WEIGHT) * c.bm25 if hybrid else c.vector
+            # a document the question matches less than the best one is pushed down, never up
+            return base - DOCUMENT_BOOST * (1.0 - c.document) if prefer is not None else base
 
         ranked = sorted(cands.values(), key=fused, reverse=True)
         chosen = [c for c in ranked if fused(c) >= threshold][:k]
-        return self._passages(conn, chosen, fused, hybrid)
+        return self._passages(conn, chosen, fused, hybrid, prefer is not None)
 
-    def _passages(self, conn: sqlite3.Connection, chosen: list[_Candidate], fused: Any, hybrid: bool) -> list[Passage]:
+    def _passages(self, conn: sqlite3.Connection, chosen: list[_Candidate], fused: Any, hybrid: bool,
+                  preferred: bool = False) -> list[Passage]:
         if not chosen:
             return []
         rows = chunk_rows.by_ids(conn, [c.chunk_id for c in chosen])
@@ -167,6 +193,8 @@ class HybridRetriever(BaseRetriever):
             scores = {"vector": round(c.vector, 4)}
             if hybrid:
                 scores["bm25"] = round(c.bm25, 4)
+            if preferred:
+                scores["document"] = round(c.document, 4)
             out.append(Passage(
                 text=r.text, document=r.document, pages=list(r.pages), section=r.section, chunk_index=r.chunk_index,
                 score=round(float(fused(c)), 4), chunk_id=c.chunk_id, document_id=r.document_id, scores=scores,

@@ -10,145 +10,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rag_ft.db import connect, transaction
 from rag_ft.index import chunks
-
-STATUSES = ("draft", "approved", "rejected")
-SPLITS = ("train", "validation")
-SOURCES = ("manual", "import", "generated", "chat")
-
-EDITABLE = ("messages", "status", "split", "tags", "notes", "source", "source_file", "source_line",
-            "collection", "document_id", "document", "chunk_id", "chunk_hash", "section")
-
-
-class ExampleError(ValueError):
-    """A field value the store refuses (unknown status, split, ...); the message says which."""
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-@dataclass
-class Example:
-    id: int
-    messages: list[dict[str, Any]]
-    status: str = "draft"
-    split: str = "train"
-    source: str = "manual"
-    source_file: str = ""
-    source_line: int | None = None
-    collection: str = ""
-    document_id: str = ""
-    document: str = ""
-    chunk_id: str = ""
-    chunk_hash: str = ""
-    section: str = ""
-    tags: list[str] = field(default_factory=list)
-    notes: str = ""
-    created_at: str = ""
-    updated_at: str = ""
-    deleted_at: str | None = None
-
-    def record(self) -> dict[str, Any]:
-        """The example as one line of an OpenAI fine-tuning JSONL file."""
-        return {"messages": self.messages}
-
-    def _first(self, role: str, last: bool = False) -> str:
-        found = [m for m in self.messages if isinstance(m, dict) and m.get("role") == role]
-        if not found:
-            return ""
-        content = (found[-1] if last else found[0]).get("content")
-        return content if isinstance(content, str) else ""
-
-    @property
-    def system(self) -> str:
-        return self._first("system")
-
-    @property
-    def user(self) -> str:
-        return self._first("user")
-
-    @property
-    def assistant(self) -> str:
-        """The final assistant turn (what a single-turn example teaches)."""
-        return self._first("assistant", last=True)
-
-    @property
-    def turns(self) -> int:
-        """Number of user turns; more than 1 means the grid shows only the first user / last answer."""
-        return sum(1 for m in self.messages if isinstance(m, dict) and m.get("role") == "user")
-
-    @property
-    def source_label(self) -> str:
-        if self.source == "import":
-            return f"import: {self.source_file}" + (f" line {self.source_line}" if self.source_line else "")
-        if self.source == "generated":
-            return f"generated: {self.document}" + (f" #{self.chunk_hash[:8]}" if self.chunk_hash else "")
-        return self.source
-
-
-def _search_text(messages: Any, tags: Sequence[str], notes: str) -> str:
-    parts: list[str] = []
-    if isinstance(messages, list):
-        for m in messages:
-            if isinstance(m, dict) and isinstance(m.get("content"), str):
-                parts.append(m["content"])
-    parts.extend(tags)
-    parts.append(notes)
-    return "\n".join(parts).lower()
-
-
-def _row_to_example(row: Any) -> Example:
-    d = dict(row)
-    d.pop("search_text", None)
-    d["messages"] = json.loads(d["messages"])
-    d["tags"] = json.loads(d["tags"] or "[]")
-    return Example(**d)
-
-
-def _clean_tags(tags: Any) -> list[str]:
-    if tags is None:
-        return []
-    if isinstance(tags, str):
-        tags = tags.split(",")
-    return [t.strip() for t in tags if str(t).strip()]
-
-
-def with_text(messages: Sequence[Any], role: str, text: str) -> list[Any]:
-    """A copy of ``messages`` with the grid's view of ``role`` set to ``text``: the first system / first user /
-    last assistant message. A missing message of that role is added (a system message goes first), so typing
-    into an empty cell does what it looks like."""
-    if role not in ("system", "user", "assistant"):
-        raise ExampleError(f"Unknown role {role!r}.")
-    messages = [dict(m) if isinstance(m, dict) else m for m in messages]
-    idx = [i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == role]
-    if idx:
-        messages[idx[-1] if role == "assistant" else idx[0]]["content"] = text
-    elif role == "system":
-        messages.insert(0, {"role": "system", "content": text})
-    elif role == "user":
-        pos = 1 if messages and isinstance(messages[0], dict) and messages[0].get("role") == "system" else 0
-        messages.insert(pos, {"role": "user", "content": text})
-    else:
-        messages.append({"role": "assistant", "content": text})
-    return messages
-
-
-def _check(fields: dict[str, Any]) -> None:
-    if "status" in fields and fields["status"] not in STATUSES:
-        raise ExampleError(f"Unknown status {fields['status']!r}: use one of {', '.join(STATUSES)}.")
-    if "split" in fields and fields["split"] not in SPLITS:
-        raise ExampleError(f"Unknown split {fields['split']!r}: use one of {', '.join(SPLITS)}.")
-    if "source" in fields and fields["source"] not in SOURCES:
-        raise ExampleError(f"Unknown source {fields['source']!r}: use one of {', '.join(SOURCES)}.")
-    if "messages" in fields and not isinstance(fields["messages"], list):
-        raise ExampleError("messages must be a list of {role, content} dicts.")
+from rag_ft.training.example import (  # noqa: F401  (re-exported: the store's callers import them from here)
+    EDITABLE,
+    SOURCES,
+    SPLITS,
+    STATUSES,
+    Example,
+    ExampleError,
+    check_fields,
+    clean_tags,
+    now,
+    row_to_example,
+    search_text,
+    with_text,
+)
 
 
 class ExampleStore:
@@ -169,7 +49,7 @@ class ExampleStore:
     def add_many(self, rows: Sequence[dict[str, Any]]) -> list[int]:
         """Insert many examples in ONE transaction (an import is all-or-nothing at the database level)."""
         ids: list[int] = []
-        now = _now()
+        stamp = now()
         with transaction(self.conn):
             for r in rows:
                 r = dict(r)
@@ -179,13 +59,13 @@ class ExampleStore:
                 unknown = set(r) - set(EDITABLE)
                 if unknown:
                     raise ExampleError(f"Unknown example field(s): {', '.join(sorted(unknown))}.")
-                _check(r)
-                tags = _clean_tags(r.pop("tags", None))
+                check_fields(r)
+                tags = clean_tags(r.pop("tags", None))
                 notes = r.pop("notes", "") or ""
                 messages = r.pop("messages")
                 cols = ["messages", "tags", "notes", "search_text", "created_at", "updated_at", *r]
                 vals = [json.dumps(messages, ensure_ascii=False), json.dumps(tags), notes,
-                        _search_text(messages, tags, notes), now, now, *r.values()]
+                        search_text(messages, tags, notes), stamp, stamp, *r.values()]
                 cur = self.conn.execute(
                     f"INSERT INTO examples ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", vals)
                 ids.append(int(cur.lastrowid))
@@ -201,7 +81,7 @@ class ExampleStore:
         unknown = set(fields) - set(EDITABLE) - {"texts"}
         if unknown:
             raise ExampleError(f"Unknown example field(s): {', '.join(sorted(unknown))}.")
-        _check(fields)
+        check_fields(fields)
         with transaction(self.conn):
             return self._write(example_id, dict(fields))
 
@@ -211,7 +91,7 @@ class ExampleStore:
             unknown = set(fields) - set(EDITABLE) - {"texts"}
             if unknown:
                 raise ExampleError(f"Unknown example field(s): {', '.join(sorted(unknown))}.")
-            _check(dict(fields))
+            check_fields(dict(fields))
         with transaction(self.conn):
             return [self._write(int(i), dict(f)) for i, f in changes.items() if f]
 
@@ -220,19 +100,19 @@ class ExampleStore:
         row = self.conn.execute("SELECT * FROM examples WHERE id = ?", (example_id,)).fetchone()
         if row is None:
             raise ExampleError(f"No example with id {example_id}.")
-        ex = _row_to_example(row)
+        ex = row_to_example(row)
         texts = fields.pop("texts", None) or {}
         for role, text in texts.items():  # read-modify-write of the messages, on the row read just above
             fields["messages"] = ex.messages = with_text(ex.messages, role, "" if text is None else str(text))
         if "tags" in fields:
-            fields["tags"] = _clean_tags(fields["tags"])
+            fields["tags"] = clean_tags(fields["tags"])
         for k, v in fields.items():
             setattr(ex, k, v)
         sets = {k: v for k, v in fields.items() if k not in ("messages", "tags")}
         sets["messages"] = json.dumps(ex.messages, ensure_ascii=False)
         sets["tags"] = json.dumps(ex.tags)
-        sets["search_text"] = _search_text(ex.messages, ex.tags, ex.notes)
-        sets["updated_at"] = ex.updated_at = _now()
+        sets["search_text"] = search_text(ex.messages, ex.tags, ex.notes)
+        sets["updated_at"] = ex.updated_at = now()
         self.conn.execute(
             f"UPDATE examples SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
             [*sets.values(), example_id])
@@ -253,36 +133,36 @@ class ExampleStore:
         allowed = {"status", "split"}
         if set(fields) - allowed:
             raise ExampleError("Bulk changes can set only status and split.")
-        _check(fields)
+        check_fields(fields)
         ids = list(ids)
         if not ids or not fields:
             return 0
-        now = _now()
+        stamp = now()
         with transaction(self.conn):
             n = 0
             for i in ids:
                 cur = self.conn.execute(
                     f"UPDATE examples SET {', '.join(f'{k} = ?' for k in fields)}, updated_at = ? "
-                    "WHERE id = ? AND deleted_at IS NULL", [*fields.values(), now, i])
+                    "WHERE id = ? AND deleted_at IS NULL", [*fields.values(), stamp, i])
                 n += cur.rowcount
         return n
 
     def delete(self, ids: Iterable[int] | int) -> int:
         """Soft delete: the rows stay and ``restore`` brings them back."""
-        return self._mark_deleted(ids, _now())
+        return self._mark_deleted(ids, now())
 
     def restore(self, ids: Iterable[int] | int) -> int:
         return self._mark_deleted(ids, None)
 
     def _mark_deleted(self, ids: Iterable[int] | int, value: str | None) -> int:
         ids = [ids] if isinstance(ids, int) else list(ids)
-        now = _now()
+        stamp = now()
         with transaction(self.conn):
             n = 0
             for i in ids:
                 cond = "deleted_at IS NULL" if value else "deleted_at IS NOT NULL"
                 n += self.conn.execute(f"UPDATE examples SET deleted_at = ?, updated_at = ? WHERE id = ? AND {cond}",
-                                       (value, now, int(i))).rowcount
+                                       (value, stamp, int(i))).rowcount
         return n
 
     def hold_out(self, fraction: float = 0.2, seed: int = 0) -> tuple[list[int], list[int]]:
@@ -291,7 +171,7 @@ class ExampleStore:
         ids, train ids)."""
         from rag_ft.training.dataset import validation_ids
 
-        now = _now()
+        stamp = now()
         with transaction(self.conn):
             ids = [r["id"] for r in self.conn.execute(
                 "SELECT id FROM examples WHERE status = 'approved' AND deleted_at IS NULL ORDER BY id")]
@@ -300,7 +180,7 @@ class ExampleStore:
             for i in ids:
                 split = "validation" if i in held_set else "train"
                 self.conn.execute("UPDATE examples SET split = ?, updated_at = ? WHERE id = ? AND split != ?",
-                                  (split, now, i, split))
+                                  (split, stamp, i, split))
         return held, [i for i in ids if i not in held_set]
 
     def find_duplicates(self, records: Sequence[dict[str, Any]]) -> list[int]:
@@ -335,12 +215,12 @@ class ExampleStore:
             sql = f"SELECT * FROM examples WHERE id IN ({', '.join('?' * len(part))})"
             if not include_deleted:
                 sql += " AND deleted_at IS NULL"
-            found.update((r["id"], _row_to_example(r)) for r in self.conn.execute(sql, part))
+            found.update((r["id"], row_to_example(r)) for r in self.conn.execute(sql, part))
         return [found[i] for i in ids if i in found]
 
     def get(self, example_id: int) -> Example | None:
         row = self.conn.execute("SELECT * FROM examples WHERE id = ?", (int(example_id),)).fetchone()
-        return _row_to_example(row) if row else None
+        return row_to_example(row) if row else None
 
     def list(self, status: str | Sequence[str] | None = None, split: str | Sequence[str] | None = None,
              search: str | None = None, include_deleted: bool = False, source: str | Sequence[str] | None = None,
@@ -361,7 +241,7 @@ class ExampleStore:
             where.append("instr(search_text, ?) > 0")
             args.append(search.strip().lower())
         sql = "SELECT * FROM examples" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id"
-        return [_row_to_example(r) for r in self.conn.execute(sql, args)]
+        return [row_to_example(r) for r in self.conn.execute(sql, args)]
 
     def counts(self) -> dict[str, Any]:
         """{"total", "deleted", "status": {draft: n, ...}, "split": {...}, "approved": {train: n, validation: n}}."""
