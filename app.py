@@ -22,6 +22,7 @@ page = st.navigation(
             st.Page("pages/chat.py", title="Chat", icon=":material/chat:"),
             st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
         ],
+        "Setup": [st.Page("pages/settings.py", title="Settings", icon=":material/settings:")],
     }
 )
 wanted = st.session_state.pop("_wanted_page", None)  # set by app_state.settings(): see there

@@ -19,7 +19,8 @@ from rag_ft.settings import Settings, SettingsError, load_settings
 
 def _secrets() -> dict:
     try:
-        return {k: v for k, v in st.secrets.items() if not isinstance(v, dict)}
+        # tables are skipped, but [endpoints.<name>] (rag_ft.models.endpoints reads them)
+        return {k: v for k, v in st.secrets.items() if not isinstance(v, dict) or k == "endpoints"}
     except FileNotFoundError:  # no secrets.toml: StreamlitSecretNotFoundError
         return {}
     except Exception:  # a malformed secrets.toml must not take the app down

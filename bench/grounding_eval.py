@@ -13,6 +13,9 @@ machine load. Metrics (rag_ft.evaluation.metrics where one exists):
 - citation precision: of the model's own markers on answerable questions, the share whose passage holds
   the supporting text (the question's ``evidence`` string, or >= half of its content words, or of the
   reference answer's when there is no evidence; or the passage comes from the expected document and page);
+  markers the citation check moved to another passage count as the model's, at their new passage;
+- shown citation precision: the same over every citation the Chat page shows (attached ones too);
+- support level: mean share of an answer's claims backed by a retrieved passage (answerable, covered);
 - not covered: share of unanswerable questions answered "not covered" (``gated``: how many of those the
   retrieval threshold decided before any model ran; the same for both models);
 - false "not covered": answerable questions the model declined;
@@ -57,6 +60,7 @@ class Row:
     f1: float | None = None
     marker_ok: bool | None = None
     cited_ok: list[bool] = field(default_factory=list)
+    shown_ok: list[bool] = field(default_factory=list)
     sentence_support: float | None = None
     not_covered_ok: bool | None = None
     declined: bool | None = None
@@ -101,6 +105,7 @@ def score(q: dict, r: AnswerResult) -> Row:
         own = [c for c in r.citations if not c.attached]
         row.marker_ok = bool(own)
         row.cited_ok = [holds_evidence(c.passage, q) for c in own]
+        row.shown_ok = [holds_evidence(c.passage, q) for c in r.citations]
         row.sentence_support = metrics.citation_precision(
             [([support(s, c.passage.text) for s in c.sentences], True) for c in own], dangling=len(r.removed_markers))
         row.declined = not r.covered
@@ -118,6 +123,8 @@ def summarize(rows: list[Row]) -> dict:
         "token_f1": metrics.mean(r.f1 for r in rows),
         "markers_valid": metrics.mean(r.marker_ok for r in rows),
         "citation_precision": metrics.mean(cited),
+        "shown_precision": metrics.mean(ok for r in rows for ok in r.shown_ok),
+        "support_level": metrics.mean(r.result.support_level for r in rows if r.question["answerable"]),
         "sentence_support": metrics.mean(r.sentence_support for r in rows),
         "not_covered": metrics.mean(r.not_covered_ok for r in rows),
         "gated": sum(r.gated for r in unans),
@@ -141,6 +148,7 @@ def print_table(summary: dict[str, dict]) -> None:
     width = max(len(n) for n in names) + 2
     lines = [("token F1 (answerable)", "token_f1", False), ("markers valid (answerable)", "markers_valid", True),
              ("citation precision", "citation_precision", True), ("cited sentence supported", "sentence_support", True),
+             ("shown citation precision", "shown_precision", True), ("support level (answerable)", "support_level", True),
              ("not covered correct (unanswerable)", "not_covered", True),
              ("false 'not covered' (answerable)", "false_not_covered", True),
              ("TTFT p50 s", "ttft_p50", False), ("TTFT p95 s", "ttft_p95", False), ("total p50 s", "total_p50", False)]

@@ -16,7 +16,9 @@ Techniques (each on top of the hybrid baseline, then all together, then fusion w
 - headers in BM25: every chunk is keyword-indexed with its document's name and its section (context.py);
 - headers in vectors: the same header in the embedded text; needs its own vectors, so a second data folder;
 - document matching: questions that name a document's name, period or the words it is made of prefer that
-  document's chunks (metadata.py).
+  document's chunks; "latest"/"most recent" prefers the newest period among them (metadata.py);
+- document spread: each passage already chosen from a document lowers that document's next ones a little, so
+  look-alike documents all get a place in the top k (hybrid.DIVERSITY).
 
 Parsing the 20 filings takes ~15 min on 2 cores and embedding them again ~20 min, so both data folders are kept
 in ``--cache`` (or given with ``--plain``/``--contextual``: data folders indexed without / with headers) and a
@@ -55,10 +57,12 @@ class Config:
     bm25_headers: bool = False
     boost: float = 0.0
     weight: float = hy.VECTOR_WEIGHT
+    spread: float = 0.0
 
 
-def configs(default_weight: float, default_boost: float) -> list[Config]:
-    w, b = default_weight, default_boost
+def configs(w: float, b: float, d: float) -> list[Config]:
+    """Baselines, each technique alone on top of hybrid, all together (the defaults: headers in BM25, not in
+    vectors), the same with headers in vectors too, then each knob of the defaults moved alone."""
     out = [
         Config("vector", "plain", hybrid=False),
         Config("hybrid", "plain"),
@@ -66,12 +70,17 @@ def configs(default_weight: float, default_boost: float) -> list[Config]:
         Config("vector, headers in vectors", "contextual", hybrid=False),
         Config("+ headers in vectors and BM25", "contextual", bm25_headers=True),
         Config("+ document matching", "plain", boost=b),
-        Config("vector + document matching", "contextual", hybrid=False, boost=b),
-        Config("all: headers + document matching", "contextual", bm25_headers=True, boost=b),
+        Config("+ document spread", "plain", spread=d),
+        Config("vector + matching + spread", "plain", hybrid=False, boost=b, spread=d),
+        Config("all (defaults)", "plain", bm25_headers=True, boost=b, spread=d),
+        Config("all + headers in vectors", "contextual", bm25_headers=True, boost=b, spread=d),
     ]
-    out += [Config(f"  all, boost {x}", "contextual", bm25_headers=True, boost=x) for x in (0.1, 0.3, 0.5) if x != b]
-    out += [Config(f"  all, vector weight {x}", "contextual", bm25_headers=True, boost=b, weight=x)
-            for x in (0.4, 0.5, 0.7) if x != w]
+    out += [Config(f"  defaults, boost {x}", "plain", bm25_headers=True, boost=x, spread=d)
+            for x in (0.1, 0.2, 0.3, 0.5) if x != b]
+    out += [Config(f"  defaults, spread {x}", "plain", bm25_headers=True, boost=b, spread=x)
+            for x in (0.0, 0.02, 0.05, 0.1) if x != d]
+    out += [Config(f"  defaults, vector weight {x}", "plain", bm25_headers=True, boost=b, spread=d, weight=x)
+            for x in (0.4, 0.5, 0.6, 0.7) if x != w]
     return out
 
 
@@ -85,7 +94,7 @@ def build(folder: Path, contextual: bool, emb: LocalEmbeddings, index: Callable[
     if (folder / "done").exists():
         return
     shutil.rmtree(folder, ignore_errors=True)
-    context.CONTEXTUAL = contextual
+    context.EMBED_HEADERS = contextual
     t = time.perf_counter()
     if plain is not None:  # same chunks, other vectors: no parsing
         shutil.copytree(plain, folder)
@@ -98,9 +107,10 @@ def build(folder: Path, contextual: bool, emb: LocalEmbeddings, index: Callable[
 
 
 def apply(c: Config) -> None:
-    context.CONTEXTUAL = c.bm25_headers  # read when the BM25 index is built (and for query-time text)
+    context.INDEX_HEADERS = c.bm25_headers  # read when the BM25 index is built
     hy.DOCUMENT_BOOST = c.boost
     hy.VECTOR_WEIGHT = c.weight
+    hy.DIVERSITY = c.spread
     hy.clear_cache()
 
 
@@ -148,26 +158,28 @@ def main() -> None:
     ap.add_argument("--plain", type=Path, help="a data folder with the set indexed WITHOUT headers in vectors")
     ap.add_argument("--contextual", type=Path, help="a data folder with the set indexed WITH headers in vectors")
     ap.add_argument("--skip-samples", action="store_true", help="skip the sample_docs (page-level) table")
+    ap.add_argument("--skip-set", action="store_true", help="skip the real-documents set (sample_docs only)")
     ap.add_argument("--only", nargs="*", help="run only the configurations with these labels")
     args = ap.parse_args()
     load_sentence_transformer()
     emb = LocalEmbeddings()
     emb.embed_query("warm-up")
-    defaults = (hy.VECTOR_WEIGHT, hy.DOCUMENT_BOOST, context.CONTEXTUAL)
-    cfgs = configs(defaults[0], defaults[1])
+    defaults = (hy.VECTOR_WEIGHT, hy.DOCUMENT_BOOST, hy.DIVERSITY, context.INDEX_HEADERS, context.EMBED_HEADERS)
+    cfgs = configs(*defaults[:3])
     if args.only:
         cfgs = [c for c in cfgs if c.label.strip() in args.only]
 
-    docs = sorted(p for p in (args.set / "docs").iterdir() if p.is_file())
-    parsed = parse_questions((args.set / "questions.jsonl").read_bytes(), "questions.jsonl")
-    plain = args.plain or args.cache / "set-plain"
-    ctx = args.contextual or args.cache / "set-contextual"
-    if not args.plain:
-        build(plain, False, emb, lambda s: index_files(s, emb, [(p.name, p.read_bytes()) for p in docs]), None)
-    if not args.contextual:
-        build(ctx, True, emb, None, plain)
-    print(f"\n{args.set.name}: {len(docs)} documents, {len(parsed.questions)} questions; top {DEPTH} passages")
-    run_set({"plain": plain, "contextual": ctx}, parsed.questions, emb, cfgs, pages=False)
+    if not args.skip_set:
+        docs = sorted(p for p in (args.set / "docs").iterdir() if p.is_file())
+        parsed = parse_questions((args.set / "questions.jsonl").read_bytes(), "questions.jsonl")
+        plain = args.plain or args.cache / "set-plain"
+        ctx = args.contextual or args.cache / "set-contextual"
+        if not args.plain:
+            build(plain, False, emb, lambda s: index_files(s, emb, [(p.name, p.read_bytes()) for p in docs]), None)
+        if not args.contextual:
+            build(ctx, True, emb, None, plain)
+        print(f"\n{args.set.name}: {len(docs)} documents, {len(parsed.questions)} questions; top {DEPTH} passages")
+        run_set({"plain": plain, "contextual": ctx}, parsed.questions, emb, cfgs, pages=False)
 
     if not args.skip_samples:
         sp, sc = args.cache / "samples-plain", args.cache / "samples-contextual"
@@ -176,8 +188,9 @@ def main() -> None:
         questions = parse_questions(SAMPLE_QUESTIONS.read_bytes(), "questions.jsonl").questions
         print(f"\nsample_docs: {sum(q.answerable for q in questions)} answerable questions with gold pages")
         run_set({"plain": sp, "contextual": sc}, questions, emb, cfgs, pages=True)
-    hy.VECTOR_WEIGHT, hy.DOCUMENT_BOOST, context.CONTEXTUAL = defaults
-    print(f"\ndefaults: vector weight {defaults[0]}, document boost {defaults[1]}, headers {defaults[2]}")
+    hy.VECTOR_WEIGHT, hy.DOCUMENT_BOOST, hy.DIVERSITY, context.INDEX_HEADERS, context.EMBED_HEADERS = defaults
+    print(f"\ndefaults: vector weight {defaults[0]}, document boost {defaults[1]}, document spread {defaults[2]}, "
+          f"headers in BM25 {defaults[3]}, headers in vectors {defaults[4]}")
 
 
 if __name__ == "__main__":

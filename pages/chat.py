@@ -9,7 +9,7 @@ import streamlit as st
 
 import app_state
 from rag_ft.chat.chain import NO_DOCUMENTS, AnswerResult, ChainError, RagChain
-from rag_ft.chat.citations import marked_html
+from rag_ft.chat.citations import SMALL_MODEL_NOTE, marked_html, support_summary
 from rag_ft.models.catalogue import available_models
 from rag_ft.untrusted import inert, inert_line, redact, short
 
@@ -58,12 +58,34 @@ def source_card(c) -> None:
     p = c.passage
     where = inert_line(" · ".join(x for x in (p.document, p.page_label, p.section) if x))
     flag = "" if c.supported else " · :orange[does not seem to support the sentence]"
+    if moved := c.moved_from:
+        flag += " · moved from " + ", ".join(f"[{n}]" for n in moved)
     with st.expander(f"[{c.marker}] {where} · score {p.score:.2f}{flag}"):
         # no raw newline inside: a blank line would end the HTML block and Markdown would resume
         st.markdown(f"<div style='white-space: pre-wrap'>{marked_html(p.text, c.highlights)}</div>",
                     unsafe_allow_html=True)
         if c.attached:
             st.caption("The model wrote no marker here; this passage was attached because it supports the sentence.")
+        if moved:
+            st.caption(f"The model cited {', '.join(f'[{n}]' for n in moved)} here, a passage that does not support "
+                       "the sentence; the citation was moved to this one, which does.")
+
+
+def check_notes(m: dict, result: AnswerResult) -> None:
+    """What the citation check found (how well the answer is supported, claims no passage backs, dropped
+    markers), and the small local model's caveat. The sentences are the model's: shown inert."""
+    if result.rag and result.covered and not m.get("edited"):  # an edit is no longer the text that was checked
+        unsupported = result.unsupported
+        if line := support_summary(result.support_level, result.claims, len(unsupported)):
+            st.caption(line)
+        if unsupported:
+            st.warning("Not backed by any retrieved passage:  \n" + "  \n".join(
+                f"\u2022 {inert_line(x)}" for x in unsupported), icon=":material/report:")
+        if dropped := result.dropped_markers:
+            st.caption(f"Removed {', '.join(f'[{n}]' for n in dropped)}: the cited passage does not support its "
+                       "sentence, and no other retrieved passage does.")
+    if m.get("small_model"):
+        st.info(SMALL_MODEL_NOTE, icon=":material/info:")
 
 
 def question_of(i: int) -> str:
@@ -127,6 +149,7 @@ def show_assistant(i: int, m: dict) -> None:
         source_card(c)
     if result.rag and not result.covered:
         st.caption("Nothing in your documents passed the relevance threshold, so no sources are cited.")
+    check_notes(m, result)
     rag = f"RAG on, k={m.get('k')}, collection {inert_line(m.get('collection'))}" if result.rag else "RAG off"
     load = m.get("load_s") or 0.0
     loading = f" · model loading {load:.1f} s (first use only, not in these timings)" if load >= 0.05 else ""
@@ -150,7 +173,9 @@ if question:
     with st.chat_message("user"):
         st.markdown(as_text(question))
     with st.chat_message("assistant"):
-        entry = {"role": "assistant", "content": "", "k": int(k), "collection": collection}
+        # the small offline model's answers carry a caveat (kept with the message: shown again after a reload)
+        entry = {"role": "assistant", "content": "", "k": int(k), "collection": collection,
+                 "small_model": choice.backend == "local"}
         if use_rag and not app_state.has_documents(s, collection):
             entry["error"] = NO_DOCUMENTS
         else:

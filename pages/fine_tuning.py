@@ -1,4 +1,6 @@
-"""Fine-tuning: start a local LoRA or OpenAI job on approved / uploaded examples, and watch jobs live.
+"""Fine-tuning: start a job on any backend (local LoRA, Together AI, Fireworks AI, OpenAI) on approved / uploaded
+examples, and watch jobs live. The form is built from the backend's ``available_parameters()``: this page never
+branches on a backend's name.
 
 Job names, statuses, model ids and error messages come from files and servers: shown inert (``rag_ft.untrusted``).
 """
@@ -10,11 +12,10 @@ import pandas as pd
 import streamlit as st
 
 import app_state
-from rag_ft.settings import LOCAL_CHAT_MODEL
 from rag_ft.training import launch
-from rag_ft.training.backends import local as finetune_local
-from rag_ft.training.backends import openai as fo
-from rag_ft.training.estimates import launch_estimate, overfitting
+from rag_ft.training.backends import registry
+from rag_ft.training.backends.base import LaunchRefused, Parameter, Request
+from rag_ft.training.estimates import overfitting
 from rag_ft.training.jobs import Job, JobStore, iso, parse_jsonl
 from rag_ft.untrusted import inert, redact
 
@@ -28,11 +29,10 @@ s = app_state.settings()
 if st.session_state.pop("_go_chat", False):  # switch pages from a full run, never from the live fragment's rerun
     st.switch_page("pages/chat.py")
 store = JobStore(s.db_path)
-openai_ready = s.has_api_key or bool(s.openai_base_url)
-backend_openai = fo.OpenAIBackend.from_settings(s) if openai_ready else None
+offered = {b.name: b for b in registry.offered(s)}
 st.title("Fine-tuning")
 st.caption("Teach a model your style: a LoRA adapter trained on this computer (always available, offline), "
-           "or an OpenAI fine-tuning job when your organisation can still use it.")
+           "or a hosted LoRA job on Together AI or Fireworks AI.")
 
 
 def badge(status: str) -> str:
@@ -41,16 +41,15 @@ def badge(status: str) -> str:
 
 with st.expander("New fine-tuning job", expanded=not store.list(), icon=":material/add:"):
     c1, c2 = st.columns(2)
-    backend = c1.radio("Backend", ["local", "openai"], key="ft_backend", horizontal=True,
-                       format_func=lambda b: "Local LoRA (this computer)" if b == "local" else "OpenAI")
-    if backend == "openai":
-        base = c2.selectbox("Base model", fo.BASE_MODELS, key="ft_base_openai")
-        if not openai_ready:
-            st.warning("Set OPENAI_API_KEY (secrets or environment) to use OpenAI.", icon=":material/key:")
-        st.caption("OpenAI is winding self-serve fine-tuning down: organisations created since May 2026 cannot "
-                   "fine-tune, and no new jobs can start after 2027-01-06. The local backend always works.")
-    else:
-        base = c2.selectbox("Base model", [LOCAL_CHAT_MODEL], key="ft_base_local")
+    name = c1.radio("Backend", list(offered), key="ft_backend", horizontal=True, format_func=lambda n: offered[n].label)
+    backend = offered[name]
+    base = c2.selectbox("Base model", backend.base_models(), key=f"ft_base_{name}")
+    st.caption(backend.note)
+    for retired in registry.retired(s):
+        st.caption(retired)
+    unavailable = backend.available()
+    if unavailable:
+        st.warning(unavailable, icon=":material/key:")
     sources = ["approved", "upload"] + (["sample"] if SAMPLE.exists() else [])
     source = st.radio("Examples", sources, key="ft_source", horizontal=True, format_func={
         "approved": "Approved examples (Training data page)", "upload": "Upload JSONL",
@@ -81,41 +80,45 @@ with st.expander("New fine-tuning job", expanded=not store.list(), icon=":materi
         train, valid = launch.sample_split(records)
         st.caption(f"{len(train)} training and {len(valid)} validation examples from `{SAMPLE.name}`.")
 
-    h = st.columns(4)
-    epochs = h[0].number_input("Epochs", 1, 50, 3, key="ft_epochs")
-    batch = h[1].number_input("Batch size", 1, 64, 4, key="ft_batch")
-    seed = h[2].number_input("Seed", 0, 2**31 - 1, 0, key="ft_seed")
-    suffix = h[3].text_input("Suffix", "style", key="ft_suffix", max_chars=40,
-                             help="Added to the new model's name.")
-    hp: dict = {"epochs": int(epochs), "batch_size": int(batch), "seed": int(seed)}
-    if backend == "local":
-        h = st.columns(4)
-        hp["learning_rate"] = h[0].number_input("Learning rate", 1e-5, 1e-2, 1e-3, step=1e-4, format="%.0e",
-                                               key="ft_lr")
-        hp["rank"] = int(h[1].number_input("LoRA rank", 1, 64, 8, key="ft_rank"))
-        hp["alpha"] = int(h[2].number_input("LoRA alpha", 1, 128, 16, key="ft_alpha"))
-        max_steps = int(h[3].number_input("Stop after steps (0 = all)", 0, 100_000, 0, key="ft_max_steps"))
-        if max_steps:
-            hp["max_steps"] = max_steps
-    else:
-        lrm = st.text_input("Learning rate multiplier", "auto", key="ft_lrm", help="'auto' lets OpenAI choose.")
-        try:
-            hp["learning_rate_multiplier"] = launch.learning_rate_multiplier(lrm)
-        except ValueError as exc:
-            problems.append(str(exc))
-        max_steps = 0
+    def widget(col, p: Parameter) -> object:  # one widget per parameter type
+        if p.type == "int":
+            return col.number_input(p.label, int(p.min or 0), int(p.max or 2**31 - 1), int(p.default), key=p.widget_key,
+                                    help=p.help or None)
+        if p.type == "float":
+            return col.number_input(p.label, float(p.min or 0.0), float(p.max or 1.0), float(p.default),
+                                    step=float(p.default) / 10, format="%.0e", key=p.widget_key, help=p.help or None)
+        if p.type == "choice":
+            return col.selectbox(p.label, p.choices, index=p.choices.index(p.default), key=p.widget_key,
+                                 help=p.help or None)
+        if p.type == "bool":
+            return col.toggle(p.label, bool(p.default), key=p.widget_key, help=p.help or None)
+        return col.text_input(p.label, str(p.default), key=p.widget_key, help=p.help or None)
 
+    params = backend.available_parameters()
+    hp: dict = {}
+    for i, p in enumerate(params):
+        if i % 4 == 0:
+            cols = st.columns(4)
+        hp[p.name] = widget(cols[i % 4], p)
+    suffix = st.text_input("Suffix", "style", key="ft_suffix", max_chars=40, help="Added to the new model's name.")
+    request = Request(base, train, valid or None, hp, suffix)
+    if train:
+        problems += backend.validate(request)
+    try:
+        hp = backend.hyperparameters(request)
+    except ValueError:
+        pass  # the problem is listed above
     for p in problems[:8]:
         st.error(inert(redact(p)), icon=":material/error:")
     records = train if isinstance(train, list) else []
     estimate_text = ""
     if records:
-        estimate_text = launch_estimate(store, records, backend, base, int(epochs), int(batch), max_steps)
+        estimate_text = launch.estimate_for(store, records, name, base, hp)
         st.info(f"Estimate: {inert(estimate_text)}", icon=":material/timer:")
 
     if st.button("Review and launch", key="ft_review", type="primary",
-                 disabled=bool(problems) or not records or (backend == "openai" and not openai_ready)):
-        st.session_state["ft_pending"] = {"backend": backend, "base": base, "train": train, "valid": valid or None,
+                 disabled=bool(problems) or not records or bool(unavailable)):
+        st.session_state["ft_pending"] = {"backend": name, "base": base, "train": train, "valid": valid or None,
                                           "hp": hp, "suffix": suffix, "estimate": estimate_text}
         st.session_state["ft_show_confirm"] = True
 
@@ -135,11 +138,9 @@ def confirm_launch() -> None:
     a, b = st.columns(2)
     if a.button("Launch", key="ft_confirm", type="primary"):
         try:
-            if p["backend"] == "local":
-                job = finetune_local.start_job(store, p["train"], p["valid"], p["hp"], p["suffix"], p["base"])
-            else:
-                job = backend_openai.start_job(store, p["train"], p["valid"], p["hp"], p["suffix"], p["base"])
-        except finetune_local.LaunchRefused as exc:
+            job = registry.get(p["backend"], s).start_checked(
+                store, Request(p["base"], p["train"], p["valid"], p["hp"], p["suffix"]))
+        except LaunchRefused as exc:
             st.session_state["ft_launch_error"] = redact(exc)
         else:
             st.session_state["ft_selected_job"] = job.id
@@ -158,8 +159,7 @@ if st.session_state.get("ft_launch_error"):
 
 # ---------------------------------------------------------------- jobs, live
 def refresh() -> None:
-    finetune_local.reconcile(store)
-    fo.sync_all(store, backend_openai)
+    registry.refresh_all(store, s)
 
 
 def show_job(job: Job) -> None:
@@ -172,27 +172,25 @@ def show_job(job: Job) -> None:
         if job.status == "running" and job.estimated_finish:
             eta = f" · about {max(0, job.estimated_finish - time.time()):.0f} s left"
         head[1].progress(min(1.0, job.step / job.total_steps), text=f"step {job.step}/{job.total_steps}{eta}")
-    note = fo.explain_status(job.status)
-    if note:
-        st.warning(inert(note), icon=":material/help:")
+    job_backend = registry.for_job(s, job)
+    hint = job_backend.explain(job) if job_backend else None
     if job.error:
         st.error(inert(redact(f"{job.error.message}" + (f" (about: {job.error.param})" if job.error.param else "")
                               + f" · code {job.error.code}")), icon=":material/error:")
-        if job.backend == "openai":
-            st.info(inert(redact(fo.explain_error(job.error.code, job.error.message))), icon=":material/lightbulb:")
+    if hint:
+        (st.info if job.error else st.warning)(inert(redact(hint)), icon=":material/lightbulb:")
     if job.status == "succeeded" and job.result_model:
         st.success(f"Model ready: {inert(job.result_model)}", icon=":material/check_circle:")
         label = launch.chat_label(s, job)
         if st.button("Chat with this model", key="ft_chat", icon=":material/chat:", disabled=label is None,
-                     help=None if label else "Switch the provider to OpenAI to chat with an OpenAI model."):
+                     help=None if label else "The Chat page cannot reach this model with the current settings "
+                     "(provider, or the service's key)."):
             st.session_state["chat_model"] = label
             st.session_state["_go_chat"] = True
             st.rerun(scope="app")
     if not job.is_terminal and st.button("Cancel job", key="ft_cancel", icon=":material/stop_circle:"):
-        if job.backend == "local":
-            finetune_local.cancel(store, job.id)
-        elif backend_openai is not None:
-            backend_openai.cancel(store, job.id)
+        if job_backend is not None:
+            job_backend.cancel(store, job.id)
         st.toast("Cancellation requested.")
 
     metrics = store.metrics(job.id)

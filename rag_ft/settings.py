@@ -10,7 +10,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rag_ft.models.endpoints import Endpoint
 
 # the repository root: sample_docs/, models/ (the grounding adapter) live there
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +33,11 @@ KEYS = {
     "embedding_model": "RAG_FT_EMBEDDING_MODEL",
     "openai_api_key": "OPENAI_API_KEY",
     "openai_base_url": "OPENAI_BASE_URL",
+    "together_api_key": "TOGETHER_API_KEY",
+    "together_base_url": "TOGETHER_BASE_URL",
+    "fireworks_api_key": "FIREWORKS_API_KEY",
+    "fireworks_account_id": "FIREWORKS_ACCOUNT_ID",
+    "fireworks_base_url": "FIREWORKS_BASE_URL",
     "chroma_host": "CHROMA_HOST",
     "chroma_port": "CHROMA_PORT",
     "retrieval_k": "RAG_FT_K",
@@ -56,6 +64,12 @@ class Settings:
     embedding_model: str = ""
     openai_api_key: str = field(default="", repr=False)  # never printed
     openai_base_url: str = ""
+    # hosted fine-tuning (rag_ft.training.backends): keys never printed; base URLs overridable for tests
+    together_api_key: str = field(default="", repr=False)
+    together_base_url: str = ""  # empty: https://api.together.xyz/v1
+    fireworks_api_key: str = field(default="", repr=False)
+    fireworks_account_id: str = ""
+    fireworks_base_url: str = ""  # empty: https://api.fireworks.ai
     chroma_host: str = ""  # empty: embedded Chroma in data_dir
     chroma_port: int = 8000
     retrieval_k: int = 4
@@ -69,6 +83,10 @@ class Settings:
     max_ocr_pages: int = 50  # tesseract costs seconds a page: at most this many pages per file
     max_upload_mb: int = 50  # same as server.maxUploadSize in .streamlit/config.toml
     max_text_chars: int = 2_000_000  # a text file over this is refused; other formats keep their first N
+    # Named OpenAI-compatible endpoints ([endpoints.<name>] in secrets, RAG_FT_ENDPOINTS in the environment):
+    # see rag_ft.models.endpoints. Entries that cannot be used are left out and said in endpoint_problems.
+    endpoints: tuple[Endpoint, ...] = ()
+    endpoint_problems: tuple[str, ...] = ()
 
     @property
     def active_provider(self) -> str:
@@ -158,9 +176,16 @@ def load_settings(
             if raw not in (None, ""):
                 values[name] = _convert(name, raw)
                 break
+    from rag_ft.models.endpoints import parse_endpoints  # plain Python, no model import
+
+    values["endpoints"], values["endpoint_problems"] = parse_endpoints(secrets, env)
     values.update(overrides)
     settings = Settings(**values)
     from rag_ft.untrusted import register_secret  # every error we store or show masks the configured key
 
     register_secret(settings.openai_api_key)
+    for endpoint in settings.endpoints:
+        register_secret(endpoint.key)
+    register_secret(settings.together_api_key)
+    register_secret(settings.fireworks_api_key)
     return settings

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import http.server
 import os
 import shutil
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ SHARED_DOCS = ROOT.parent / "shared" / "docs"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from procs import stop_process  # noqa: E402
+from procs import serve_app  # noqa: E402
 
 import rag_ft  # noqa: E402,F401  (offline env before any model import)
 
@@ -85,47 +87,15 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory, chromium):
     """`streamlit run app.py` with its own data folder; yields (base_url, data_dir)."""
-    import subprocess
-    import time
-    import urllib.request
-
     data = tmp_path_factory.mktemp("app-data")
-    port = _free_port()
-    log_path = data / "server.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RAG_FT_"))}
-    env.update(RAG_FT_DATA_DIR=str(data / "data"), RAG_FT_PROVIDER="local")
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
-             "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError("streamlit did not start:\n" + log_path.read_text()[-3000:])
-            time.sleep(0.3)
+    env = {"RAG_FT_DATA_DIR": str(data / "data"), "RAG_FT_PROVIDER": "local"}
+    with serve_app(env, data / "server.log") as base:
         yield base, data / "data"
-    finally:
-        stop_process(proc)
 
 
 @pytest.fixture(scope="session")
@@ -145,3 +115,27 @@ def page(browser, app_server):
     pg.set_default_timeout(30_000)
     yield pg
     ctx.close()
+
+
+# ---- a listener on 127.0.0.1: an image fetched from a text we render would land here ----
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.server.hits.append(self.path)  # type: ignore[attr-defined]
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def listener():
+    """An HTTP server on 127.0.0.1 that records every request it gets: an image fetched from a text lands here."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    server.hits = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(5)

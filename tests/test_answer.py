@@ -167,10 +167,13 @@ def test_the_chain_is_a_runnable_that_streams_pieces_then_the_checked_result(ret
     result = rest[-1]["result"]
     assert set(rest[-1]) == {"result"} and isinstance(result, AnswerResult)
     assert "".join(pieces) == result.raw_text
-    # the citation check ran on the streamed text: [3] points at no retrieved passage (k=2) and is dropped
+    # the citation check ran on the streamed text: [3] points at no retrieved passage and is dropped; only the
+    # refunds passage was retrieved, so the sentence [3] marked is listed as supported by no passage
     assert result.removed_markers == [3] and "[3]" not in result.text
+    assert [p.document for p in result.passages] == ["billing-faq.md"]
     [cited] = result.citations
     assert cited.marker == 1 and cited.supported and cited.passage.document == "billing-faq.md"
+    assert result.unsupported == ["The Pro plan costs 12 euros."] and result.claims == 2 and result.support_level == 0.5
     assert 0 < result.retrieval_s <= result.ttft_s <= result.total_s
     # invoke adds the chunks up: the whole text and the result
     whole = chain.invoke({"question": "How long do refunds take?"})

@@ -83,6 +83,9 @@ def test_question_gets_a_streamed_answer_with_a_source_card(indexed, local_chat)
     assert cards, "no source card under the answer"
     assert any(q["document"] in label for label in cards), cards
     assert any("first token" in c.value for c in answer.caption)
+    # the local SmolLM2 answered: a plain note says it may be wrong, and how well the answer is supported
+    assert any("small offline model" in i.value for i in answer.info)
+    assert any("backed by a retrieved passage" in c.value for c in answer.caption)
 
 
 def test_off_topic_question_is_not_covered(indexed, local_chat):
@@ -172,6 +175,45 @@ def test_new_chat_clears_the_conversation(indexed, local_chat):
     assert len(at.chat_message) == 0
 
 
+def test_checked_citations_are_shown_moved_dropped_and_unsupported(settings):
+    """A stored answer whose markers the check moved and dropped: the page says so, inert, after a reload."""
+    from rag_ft.chat.chain import AnswerResult
+    from rag_ft.chat.citations import SMALL_MODEL_NOTE, check
+    from rag_ft.chat.conversations import ConversationStore
+    from rag_ft.records import Passage
+
+    passages = [Passage("Refunds are issued within 14 days of a cancellation request.", "billing.md", [], "", 0, 0.8),
+                Passage("The Pro plan costs 12 euros per user per month.", "pricing.pdf", [3], "", 1, 0.7)]
+    raw = "The Pro plan costs 12 euros per user per month [1]. The CEO owns [jets](http://127.0.0.1:9/x) <b>too</b> [2]."
+    checked = check(raw, passages)
+    result = AnswerResult("q", "q", checked.text, raw, checked.citations, passages, True, "SmolLM2", True,
+                          dropped_markers=checked.dropped, unsupported=checked.unsupported, claims=checked.claims,
+                          support_level=checked.support_level)
+    store = ConversationStore(settings.db_path)
+    store.save("checked-answer-1", [{"role": "user", "content": "q"},
+                                    {"role": "assistant", "content": result.text, "result": result,
+                                     "k": 2, "collection": "default", "small_model": True}])
+    store.close()
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["c"] = "checked-answer-1"
+    at.run()
+    at.switch_page("pages/chat.py").run()
+    assert not at.exception
+    answer = at.chat_message[1]
+    assert shown(answer.markdown[0]).startswith("The Pro plan costs 12 euros per user per month [2].")
+    [card] = [html.unescape(e.label) for e in answer.expander]
+    assert card.startswith("[2] pricing.pdf") and "moved from [1]" in card
+    assert any("The model cited [1] here" in c.value for c in answer.caption)
+    [warning] = answer.warning
+    assert "Not backed by any retrieved passage" in warning.value
+    assert "](" not in warning.value and "<b>" not in warning.value  # the model's sentence, shown inert
+    assert "The CEO owns [jets](http://127.0.0.1:9/x) <b>too</b>." in html.unescape(warning.value)
+    captions = [c.value for c in answer.caption]
+    assert "Partly supported: 1 of 2 sentences backed by a retrieved passage." in captions
+    assert any(c.startswith("Removed [2]: the cited passage does not support") for c in captions)
+    assert [i.value for i in answer.info] == [SMALL_MODEL_NOTE]
+
+
 @pytest.mark.browser
 def test_browser_question_answer_and_source_card(page, app_server, local_embeddings):
     from rag_ft.index.documents import delete_document, load_sample_documents, sample_files
@@ -217,7 +259,7 @@ def test_browser_chat_with_this_model_from_the_live_job_view(page, chromium, dat
 
     import psutil
     from ft_fixtures import style_records
-    from test_chat_safety import serve_app
+    from procs import serve_app
 
     from rag_ft.training.jobs import JobStore
 

@@ -8,89 +8,22 @@ A listener on 127.0.0.1 records every request an image would make.
 
 from __future__ import annotations
 
-import contextlib
 import html
-import http.server
-import os
-import subprocess
-import sys
-import threading
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fake_openai import GOOD_KEY, FakeOpenAI, Request, Response, error
 from playwright.sync_api import expect
-from procs import stop_process
+from procs import serve_app
 from streamlit.testing.v1 import AppTest
 from ui import goto_page, wait_idle
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class _Recorder(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        self.server.hits.append(self.path)  # type: ignore[attr-defined]
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.fixture
-def listener():
-    """An HTTP server on 127.0.0.1 that records every request it gets: an image fetched from a text lands here."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    server.hits = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
-
-
 def openai_env(fake: FakeOpenAI, data: Path) -> dict[str, str]:
     return {"RAG_FT_PROVIDER": "openai", "OPENAI_API_KEY": GOOD_KEY, "OPENAI_BASE_URL": fake.base_url,
             "RAG_FT_DATA_DIR": str(data)}
-
-
-@contextlib.contextmanager
-def serve_app(env: dict[str, str], log: Path) -> Iterator[str]:
-    """A private `streamlit run app.py` with these settings in its environment; yields its base URL.
-
-    For tests that need settings the session's shared server does not have (another provider), or data that
-    must not leak into the other browser tests (a fine-tuning job).
-    """
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    full = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RAG_FT_"))} | env
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
-             str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
-             "--browser.gatherUsageStats", "false"], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=full)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError("streamlit did not start:\n" + log.read_text()[-3000:])
-            time.sleep(0.3)
-        yield base
-    finally:
-        stop_process(proc)
 
 
 def hostile_page(port: int) -> str:

@@ -7,7 +7,6 @@ the server (pytest resolves fixtures in the module that collects a test).
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from procs import stop_process
+from procs import free_port, stop_process
 from test_documents import (  # noqa: F401  (collected here with the server settings)
     test_bad_files_fail_in_plain_words_and_stop_nothing,
     test_changed_file_embeds_only_new_content,
@@ -35,10 +34,6 @@ from test_index import (  # noqa: F401
 CHROMA = Path(sys.executable).with_name("chroma")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +41,7 @@ def chroma_server(tmp_path_factory):
     if not CHROMA.exists():
         pytest.skip("the chroma CLI is not installed beside this Python")
     folder = tmp_path_factory.mktemp("chroma-server")
-    port = _free_port()
+    port = free_port()
     log_path = folder / "server.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen([str(CHROMA), "run", "--path", str(folder / "db"), "--host", "127.0.0.1",
@@ -103,6 +98,6 @@ def test_an_unreachable_server_is_named_with_the_fix(data_dir):
     from rag_ft.settings import load_settings
 
     s = load_settings(env={"RAG_FT_DATA_DIR": str(data_dir), "CHROMA_HOST": "127.0.0.1",
-                           "CHROMA_PORT": str(_free_port())})
+                           "CHROMA_PORT": str(free_port())})
     with pytest.raises(IndexProblem, match=r"Cannot reach the Chroma server at 127\.0\.0\.1:\d+.*unset CHROMA_HOST"):
         VectorIndex(s, "default")

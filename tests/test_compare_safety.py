@@ -6,10 +6,8 @@ spreadsheet from running them as formulas.
 """
 
 import csv
-import http.server
 import io
 import json
-import threading
 
 import pytest
 from playwright.sync_api import expect
@@ -67,29 +65,6 @@ def test_set_exports_csv_neutralised_jsonl_exact():
     # JSONL is data for programs, not a spreadsheet: every character kept
     assert [json.loads(line) for line in export_jsonl([q, plain]).splitlines()] == [question_dict(q),
                                                                                    question_dict(plain)]
-
-
-class _Recorder(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        self.server.hits.append(self.path)  # type: ignore[attr-defined]
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.fixture
-def listener():
-    """An HTTP server on 127.0.0.1 that records every request it gets: an image fetched from a text lands here."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    server.hits = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
 
 
 @pytest.mark.browser

@@ -205,3 +205,56 @@ def test_finished_worker_is_reaped_not_left_a_zombie(settings):
     open_page()  # showing the jobs reconciles them
     zombies = [c.pid for c in psutil.Process().children() if c.status() == psutil.STATUS_ZOMBIE]
     assert job.pid not in zombies and zombies == []
+
+
+# ---- issue #14: the form comes from each backend's parameter description; hosted backends ----------------------
+def test_form_is_built_from_each_backends_parameters(settings):
+    from rag_ft.training.backends import registry
+
+    at = open_page()
+    for backend in registry.offered(settings):
+        at.radio(key="ft_backend").set_value(backend.name).run()
+        assert not at.exception, at.exception
+        for p in backend.available_parameters():
+            widget = {"int": at.number_input, "float": at.number_input, "choice": at.selectbox,
+                      "bool": at.toggle, "auto_float": at.text_input}[p.type](key=p.widget_key)
+            assert widget.label == p.label
+    at.radio(key="ft_backend").set_value("fireworks").run()  # no key: said so, nothing can start
+    assert "Set FIREWORKS_API_KEY and FIREWORKS_ACCOUNT_ID" in texts(at)
+    assert at.button(key="ft_review").disabled
+
+
+def test_together_job_launched_from_the_form_and_watched(server_together):
+    from fake_openai import GOOD_KEY as KEY
+
+    at = open_page({"TOGETHER_API_KEY": KEY, "TOGETHER_BASE_URL": server_together.base_url})
+    at.radio(key="ft_backend").set_value("together").run()
+    assert "OpenAI (new jobs until 2027-01-06)" in at.radio(key="ft_backend").options  # labelled with its end
+    at.radio(key="ft_source").set_value("upload").run()
+    at.file_uploader(key="ft_train_file").set_value(("t.jsonl", jsonl(style_records(4)), "application/jsonl")).run()
+    assert at.number_input(key="ft_batch").min == 8  # Together's minimum batch, from its description
+    at.number_input(key="ft_batch").set_value(8).run()
+    at.selectbox(key="ft_rank").set_value(16).run()
+    at.button(key="ft_review").click().run()
+    at.button(key="ft_confirm").click().run()
+    assert not at.exception, at.exception
+    [sent] = [j["_request"] for j in server_together.state["tg_jobs"].values()]
+    assert sent["lora_r"] == 16 and sent["batch_size"] == 8 and sent["lora"] is True
+    for _ in range(10):
+        at.run()
+        if at.dataframe[0].value.loc[0, "status"].endswith("succeeded"):
+            break
+    table = at.dataframe[0].value
+    assert table.loc[0, "status"] == "🟢 succeeded" and table.loc[0, "backend"] == "together"
+    assert table.loc[0, "model"].startswith("fakeuser/")
+    assert "Together AI status: completed." in at.dataframe[1].value["message"].tolist()
+
+
+@pytest.fixture
+def server_together():
+    from fake_openai import FakeOpenAI
+    from fake_together import install as install_together
+
+    fake = install_together(FakeOpenAI().start())
+    yield fake
+    fake.stop()

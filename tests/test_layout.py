@@ -7,8 +7,6 @@ import ast
 import re
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 ENGINE = sorted((ROOT / "rag_ft").rglob("*.py"))
 PAGES = sorted((ROOT / "pages").glob("*.py"))
@@ -152,7 +150,6 @@ def test_the_engine_does_not_import_streamlit() -> None:
     assert found == [], "\n".join(found)
 
 
-@pytest.mark.xfail(strict=False, reason="modules are still being split (issue #12); the lead removes this mark")
 def test_modules_are_short() -> None:
     long = [f"{_rel(p)}: {n} lines (engine modules <= 400)" for p in ENGINE
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400]

@@ -7,10 +7,8 @@ every request, and none may arrive.
 
 from __future__ import annotations
 
-import http.server
 import json
 import re
-import threading
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -23,29 +21,6 @@ def test_pdf_bullet_glyphs_are_shown_as_bullets():
     text = "Steps:\n\uf0b7 Unplug the hub\n\uf0a7 Wait 10 s\n\u25aa Plug it in\n\uf0d8 Done \u2022 ok"
     assert show_bullets(text) == "Steps:\n\u2022 Unplug the hub\n\u2022 Wait 10 s\n\u2022 Plug it in\n\u2022 Done \u2022 ok"
     assert show_bullets("Größe: 3 × 4 — ok ■") == "Größe: 3 × 4 — ok ■"  # other symbols stay
-
-
-class _Recorder(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        self.server.hits.append(self.path)  # type: ignore[attr-defined]
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.fixture
-def listener():
-    """An HTTP server on 127.0.0.1 that records every request: an image fetched from a text lands here."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    server.hits = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
 
 
 def _shown(page: Page, text: str) -> None:

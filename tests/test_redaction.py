@@ -6,12 +6,9 @@ that repeats the key in its 401 errors (as some proxies and self-hosted servers 
 
 import logging
 import os
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
+from procs import serve_app
 
 from rag_ft.chat.chain import ChainError, RagChain
 from rag_ft.index.documents import index_files, list_documents
@@ -76,30 +73,12 @@ def test_echoed_key_is_stored_nowhere_and_logged_nowhere(echo_server, data_dir, 
 @pytest.mark.browser
 def test_echoed_key_never_reaches_the_page_or_its_websocket(echo_server, chromium, browser, tmp_path):
     """A real `streamlit run` with the echoing server: sidebar status and a chat answer that fails."""
-    from conftest import ROOT, _free_port, stop_process
 
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RAG_FT_"))}
-    env.update(RAG_FT_DATA_DIR=str(tmp_path / "data"), OPENAI_API_KEY=LEAK, OPENAI_BASE_URL=echo_server.base_url,
-               RAG_FT_PROVIDER="openai")
+    env = {"RAG_FT_DATA_DIR": str(tmp_path / "data"), "OPENAI_API_KEY": LEAK,
+           "OPENAI_BASE_URL": echo_server.base_url, "RAG_FT_PROVIDER": "openai"}
     log_path = tmp_path / "server.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                                 "--server.port", str(port), "--server.address", "127.0.0.1",
-                                 "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
-    base = f"http://127.0.0.1:{port}"
     frames: list[str] = []
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                pass
-            assert proc.poll() is None and time.time() < deadline, log_path.read_text()[-2000:]
-            time.sleep(0.3)
+    with serve_app(env, log_path) as base:
         ctx = browser.new_context()
         page = ctx.new_page()
         page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(
@@ -116,8 +95,6 @@ def test_echoed_key_never_reaches_the_page_or_its_websocket(echo_server, chromiu
         wait_idle(page)
         html = page.content()
         ctx.close()
-    finally:
-        stop_process(proc)
     assert "OpenAI refused the API key (401)" in html  # the chat's failure is explained...
     assert any(r.path.endswith("/chat/completions") for r in echo_server.requests)  # ...after a real request
     assert LEAK not in html

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from html import unescape
 from pathlib import Path
 
 import pytest
+from procs import free_port
 from streamlit.testing.v1 import AppTest
 
 from rag_ft.settings import load_settings
@@ -229,10 +229,6 @@ def test_generate_from_documents_on_the_page(data_dir, local_chat):
 
 
 # ---- real browser --------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Server:
@@ -244,7 +240,7 @@ class Server:
         self.base = ""
 
     def start(self) -> str:
-        port = _free_port()
+        port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RAG_FT_"))}
         env.update(RAG_FT_DATA_DIR=str(self.data), RAG_FT_PROVIDER="local")
         self.log = open(self.data.parent / f"server-{port}.log", "w")  # noqa: SIM115

@@ -8,7 +8,8 @@ traces, and it composes with any ``BaseChatModel`` and any ``BaseRetriever``. ``
 the pages, the evaluation runner and the benches use; it only calls the runnable.
 
 Citations come from retrieval and verification, not from trusting the model: markers that point at no
-passage are dropped, unsupported ones are flagged, and when nothing relevant is retrieved the model is
+passage are dropped, a marker whose passage does not support its sentence moves to one that does (or is
+dropped), claims no passage supports are listed with the answer's support level, and when nothing relevant is retrieved the model is
 not asked at all: the answer says the documents do not cover the question.
 """
 
@@ -35,9 +36,9 @@ from langchain_core.runnables.utils import AddableDict
 
 from rag_ft.chat.citations import Citation, check, content_words
 from rag_ft.chat.prompt import NOT_COVERED, SYSTEM_PROMPT, format_passages, user_message
+from rag_ft.models.providers import explain_error
 from rag_ft.records import Passage
 from rag_ft.retrieval.adapters import as_retriever
-from rag_ft.untrusted import redact, short
 
 NO_DOCUMENTS = "No documents are indexed yet: load the sample documents or upload files on the Documents page."
 HISTORY_TURNS = 4  # messages of history the model sees; the 135M model has a small useful context
@@ -82,6 +83,13 @@ class AnswerResult:
     output_tokens: int = 0
     removed_markers: list[int] = field(default_factory=list)
     sanitized: list[int] = field(default_factory=list)  # passages whose instruction-like lines were withheld
+    # the citation check (rag_ft.chat.citations.check): markers dropped because their passage did not support
+    # the sentence and no other did, claims no passage supports, how many claims the answer makes, and the
+    # share of them supported (None: no claim checked, e.g. "not covered" or RAG off)
+    dropped_markers: list[int] = field(default_factory=list)
+    unsupported: list[str] = field(default_factory=list)
+    claims: int = 0
+    support_level: float | None = None
 
 
 def sanitize(text: str) -> tuple[str, bool]:
@@ -220,6 +228,8 @@ class _Answering:
         else:  # checked against the passages as retrieved, so source cards show the document as it is
             checked = check(raw, result.passages)
             result.text, result.citations, result.removed_markers = checked.text, checked.citations, checked.removed
+            result.dropped_markers, result.unsupported = checked.dropped, checked.unsupported
+            result.claims, result.support_level = checked.claims, checked.support_level
         return result
 
 
@@ -352,23 +362,3 @@ class RagChain:
             if isinstance(item, AnswerResult):
                 return item
         raise ChainError("The chain ended without an answer.")
-
-
-def explain_error(exc: BaseException) -> str:
-    """An exception from a model, in plain words for the chat."""
-    names = {c.__name__.removeprefix("OpenAI") for c in type(exc).__mro__}  # langchain-openai wraps openai's errors
-    name = type(exc).__name__
-    text = redact(exc)  # servers echo keys and URL credentials back in their messages
-    if "AuthenticationError" in names:
-        return "OpenAI refused the API key (401). Check OPENAI_API_KEY in secrets or the environment."
-    if "RateLimitError" in names:
-        if "quota" in text.lower():
-            return "OpenAI says the account is out of quota (429): check billing, then try again."
-        return "OpenAI is rate-limiting requests (429): wait a moment and ask again."
-    if "NotFoundError" in names:
-        return f"The server does not know this model, or the key cannot use it (404): {short(text)}"
-    if "PermissionDeniedError" in names:
-        return f"The key is not allowed to use this model (403): {short(text)}"
-    if names & {"APIConnectionError", "APITimeoutError", "ConnectError"}:
-        return "Cannot reach the model server: check OPENAI_BASE_URL and the network."
-    return f"The model failed while answering ({name}): {short(text)}"

@@ -25,7 +25,7 @@ SECRETS_FILES = (Path.home() / ".streamlit" / "secrets.toml", Path(".streamlit")
 
 
 def read_secrets(paths: Sequence[Path] = SECRETS_FILES) -> dict[str, Any]:
-    """Top-level keys of the secrets files that exist (later files win); tables are skipped, as in the app."""
+    """Top-level keys of the secrets files that exist (later files win); tables are skipped, but [endpoints]."""
     out: dict[str, Any] = {}
     for path in paths:
         if not path.is_file():
@@ -36,7 +36,8 @@ def read_secrets(paths: Sequence[Path] = SECRETS_FILES) -> dict[str, Any]:
             # the app goes on without a malformed secrets file; so do we, but say so
             note(f"warning: {path} could not be read ({type(exc).__name__}): check its TOML syntax; ignoring it.")
             continue
-        out.update({k: v for k, v in data.items() if not isinstance(v, dict)})
+        # [endpoints.<name>] tables are kept: rag_ft.models.endpoints reads them, as from st.secrets
+        out.update({k: v for k, v in data.items() if not isinstance(v, dict) or k == "endpoints"})
     return out
 
 
@@ -49,7 +50,7 @@ def cli_settings() -> Settings:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rag_ft.cli import docs, evaluate, search, training
+    from rag_ft.cli import docs, evaluate, models, search, training, tuning
 
     # argparse reports usage errors on stderr with exit code 2 (EXIT_USAGE), as our own usage checks do
     parser = argparse.ArgumentParser(
@@ -65,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     coll = argparse.ArgumentParser(add_help=False)
     coll.add_argument("--collection", default="default", help="document collection (default: %(default)s)")
-    for module in (docs, search, evaluate, training):
+    for module in (docs, search, evaluate, training, tuning, models):
         module.add_parsers(sub, common, coll)
     return parser
 

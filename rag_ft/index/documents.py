@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,8 @@ from rag_ft.index.reading import failure, parse_file, shown_name
 from rag_ft.index.vectors import EmbeddingMismatch, VectorIndex
 from rag_ft.index.writer import bump
 from rag_ft.index.writer import store as store_chunks
+from rag_ft.ingest.limits import ParseLimits
+from rag_ft.ingest.sandbox import submit
 from rag_ft.models.providers import embedding_id, explain_error
 from rag_ft.records import Chunk
 from rag_ft.settings import Settings
@@ -109,24 +112,24 @@ def _get(conn: sqlite3.Connection, collection: str, name: str) -> DocumentRecord
 
 # ---------------------------------------------------------------- the indexing core
 
-def _read_unless_unchanged(
-    settings: Settings, collection: str, name: str, data: bytes, report: Progress | None
-) -> Any:
-    """Parse a file before the indexing lock is taken (reading may take minutes; Delete must not wait behind
-    it); None when these very bytes are already indexed. Holds no lock: a stale answer only means
-    ``_index_one`` parses under the lock after all."""
-    name = (name or "").strip()
-    if not name:
+def _read_ahead(settings: Settings, collection: str, files: Sequence[tuple[str, bytes]], i: int) -> Future[Any] | None:
+    """Start reading file ``i`` in the worker, lock-free (a read may take minutes; Delete must not wait): a Future
+    of its ParseResult, or None when there is nothing to read (no such file or name, these bytes already indexed;
+    a stale answer only means ``_index_one`` reads it). Never raises: an error is the Future's, for file i only."""
+    if i >= len(files):
         return None
-    if shown_name(name) == name:  # an invalid name is not looked up: parsing refuses it by name
-        with _conn(settings) as conn:
-            rec = _get(conn, collection, name)
-        if rec and rec.status == "indexed" and rec.hash == hashlib.sha256(data).hexdigest() \
-                and rec.embedding == embedding_id(settings):
-            return None
-    if report:
-        report(0.02, "reading")
-    return parse_file(settings, name, data)
+    try:
+        name, data = (files[i][0] or "").strip(), files[i][1]
+        if name and shown_name(name) == name:  # an invalid name is not looked up: parsing refuses it by name
+            with _conn(settings) as conn:
+                rec = _get(conn, collection, name)
+            if rec and rec.status == "indexed" and rec.hash == hashlib.sha256(data).hexdigest() \
+                    and rec.embedding == embedding_id(settings):
+                return None
+        return submit(name, data, ParseLimits.from_settings(settings)) if name else None
+    except Exception as exc:
+        (future := Future[Any]()).set_exception(exc)
+        return future
 
 
 def _index_one(
@@ -221,8 +224,9 @@ def index_files(
     ``progress(fraction 0..1, message)`` is called as files advance, and ``on_outcome(i, outcome)`` as soon as
     file ``i`` is done, so a caller can show each result while the rest of the batch runs (one recovery of
     interrupted runs happens at the start). Each file is read (bounded, in a worker process) before the indexing
-    lock is taken; the lock is held only while that file is stored, so Delete never waits behind a slow read. Raises ``EmbeddingMismatch`` (before changing
-    anything) when the collection was built with another embedding model.
+    lock is taken, file i+1 while file i is embedded; the lock is held only while a file is stored, so Delete
+    never waits behind a slow read. Raises ``EmbeddingMismatch`` (before changing anything) when the
+    collection was built with another embedding model.
     """
     outcomes: list[FileOutcome] = []
     total = max(1, len(files))
@@ -230,25 +234,33 @@ def index_files(
         vindex = VectorIndex(settings, collection)
         vindex.check(embedding_id(settings))
         _recover(settings, embeddings, conn, vindex)
-    for i, (name, data) in enumerate(files):
-        def report(frac: float, msg: str, i: int = i, name: str = shown_name(name)) -> None:
-            if progress:
-                progress(min(1.0, (i + frac) / total), f"{name}: {msg}")
+    ahead = _read_ahead(settings, collection, files, 0)
+    try:
+        for i, (name, data) in enumerate(files):
+            def report(frac: float, msg: str, i: int = i, name: str = shown_name(name)) -> None:
+                if progress:
+                    progress(min(1.0, (i + frac) / total), f"{name}: {msg}")
 
-        report(0.0, "starting")
-        try:
-            # read first, lock after: the lock is held only while the file is stored (embedded + written)
-            parsed = _read_unless_unchanged(settings, collection, name, data, report)
-            with indexing_lock(settings), _conn(settings) as conn:
-                outcome = _index_one(settings, embeddings, conn, vindex, name, data, report, parsed=parsed)
-        except EmbeddingMismatch:
-            raise
-        except Exception as exc:  # e.g. Chroma unreachable before the record was written
-            outcome = FileOutcome(shown_name(name), "failed", error=f"indexing failed: {explain_error(exc, 'indexing')}")
-        outcomes.append(outcome)
-        report(1.0, outcome.message)
-        if on_outcome:
-            on_outcome(i, outcome)
+            report(0.0, "starting")
+            # a pipeline: the worker reads the next file while this one is embedded and stored (under the lock)
+            reading, ahead = ahead, _read_ahead(settings, collection, files, i + 1)
+            try:
+                if reading is not None:
+                    report(0.02, "reading")
+                parsed = reading.result() if reading is not None else None
+                with indexing_lock(settings), _conn(settings) as conn:
+                    outcome = _index_one(settings, embeddings, conn, vindex, name, data, report, parsed=parsed)
+            except EmbeddingMismatch:
+                raise
+            except Exception as exc:  # e.g. Chroma unreachable before the record was written
+                outcome = FileOutcome(shown_name(name), "failed", error=f"indexing failed: {explain_error(exc, 'indexing')}")
+            outcomes.append(outcome)
+            report(1.0, outcome.message)
+            if on_outcome:
+                on_outcome(i, outcome)
+    finally:  # stopped early (a mismatch, a callback that raised): the next file is not read for nothing
+        if ahead is not None:
+            ahead.cancel()
     return outcomes
 
 

@@ -159,22 +159,22 @@ class VectorIndex:
         self, ids: Sequence[str], vectors: Sequence[Sequence[float]], texts: Sequence[str],
         metadatas: Sequence[dict[str, Any]],
     ) -> None:
-        col = self._collection()
-        for i in range(0, len(ids), WRITE_BATCH):
-            sl = slice(i, i + WRITE_BATCH)
-            col.upsert(ids=list(ids[sl]), embeddings=[list(v) for v in vectors[sl]], documents=list(texts[sl]),
-                       metadatas=list(metadatas[sl]))
+        self._write("upsert", ids, vectors, texts, metadatas)
 
     def add(
         self, ids: Sequence[str], vectors: Sequence[Sequence[float]], texts: Sequence[str],
         metadatas: Sequence[dict[str, Any]],
     ) -> None:
         """Insert new ids only (no upsert lookup: faster for bulk loads such as the benchmarks' corpora)."""
-        col = self._collection()
+        self._write("add", ids, vectors, texts, metadatas)
+
+    def _write(self, method: str, ids: Sequence[str], vectors: Sequence[Sequence[float]], texts: Sequence[str],
+               metadatas: Sequence[dict[str, Any]]) -> None:
+        write = getattr(self._collection(), method)
         for i in range(0, len(ids), WRITE_BATCH):
             sl = slice(i, i + WRITE_BATCH)
-            col.add(ids=list(ids[sl]), embeddings=[list(v) for v in vectors[sl]], documents=list(texts[sl]),
-                    metadatas=list(metadatas[sl]))
+            write(ids=list(ids[sl]), embeddings=[list(v) for v in vectors[sl]], documents=list(texts[sl]),
+                  metadatas=list(metadatas[sl]))
 
     def delete_ids(self, ids: Iterable[str]) -> None:
         ids = list(ids)

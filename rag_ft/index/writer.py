@@ -16,7 +16,7 @@ from rag_ft.index import chunks as chunk_rows
 from rag_ft.index.vectors import VectorIndex
 from rag_ft.models.providers import embedding_id
 from rag_ft.records import Chunk
-from rag_ft.retrieval.context import contextual_text, vector_key
+from rag_ft.retrieval.context import embedded_text, vector_key
 from rag_ft.settings import Settings
 
 EMBED_BATCH = 32
@@ -44,14 +44,14 @@ def embed_missing(
     embeddings: Embeddings, vindex: VectorIndex, chunks: Sequence[Chunk], report: Progress | None
 ) -> tuple[dict[str, list[float]], int]:
     """A vector for every chunk's vector key: reused from the collection when present, else embedded (once per
-    text). What is embedded is the chunk's contextual text (rag_ft.retrieval.context): its document's name and
-    its section, then its text; the key is the hash of exactly that, so a vector is reused only for the same."""
+    text). What is embedded is ``rag_ft.retrieval.context.embedded_text`` (the chunk's text, with its header
+    when headers are embedded); the key is the hash of exactly that, so a vector is reused only for the same."""
     keys = [vector_key(c.text, c.document, c.section) for c in chunks]
     vectors = vindex.vectors_by_hash(keys)
     todo: dict[str, str] = {}
     for c, key in zip(chunks, keys, strict=True):
         if key not in vectors:
-            todo.setdefault(key, contextual_text(c.text, c.document, c.section))
+            todo.setdefault(key, embedded_text(c.text, c.document, c.section))
     items = list(todo.items())
     for i in range(0, len(items), EMBED_BATCH):
         batch = items[i : i + EMBED_BATCH]

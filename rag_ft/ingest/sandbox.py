@@ -10,17 +10,22 @@ The worker is long-lived and reused: importing the readers costs seconds, readin
 milliseconds. It is started with ``subprocess`` (a fresh interpreter, like multiprocessing's "spawn"):
 never ``fork``, since the server has threads and torch loaded. It runs in its own session so a kill
 also ends the LibreOffice, pandoc or tesseract it started. One file at a time: callers queue on a lock.
+
+``submit`` hands a file to the worker and returns at once with a ``Future``: the index reads file i+1 in the
+worker (one core) while this process embeds file i (the other), instead of leaving one core idle each time.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+import queue
 import signal
 import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -35,6 +40,9 @@ IDLE_EXIT_S = 600.0  # an idle worker exits and gives its memory back
 _LOCK = threading.Lock()
 _worker: _Worker | None = None
 _last: dict[str, Any] = {}
+_jobs: queue.SimpleQueue[tuple[Future[ParseResult], tuple[Any, ...], dict[str, Any]]] = queue.SimpleQueue()
+_submitter: threading.Thread | None = None
+_SUBMITTER_LOCK = threading.Lock()
 
 
 def memory_error(limits: ParseLimits) -> str:
@@ -184,6 +192,38 @@ def parse_bounded(
             _drop_worker()  # it has exited: the next file gets a fresh one
             return ParseResult(name, [], 0, 0, memory_error(limits), list(result.warnings), result.format)
         return result
+
+
+def submit(
+    name: str, data: bytes, limits: ParseLimits | None = None, *, max_characters: int = 1500, ocr: bool = True
+) -> Future[ParseResult]:
+    """``parse_bounded`` in the background: returns at once; ``.result()`` is the same ``ParseResult``.
+
+    Files are read in the order they are submitted, one at a time (one worker). ``cancel()`` on a file not yet
+    started skips it. The waiting thread is a daemon that sleeps in ``poll`` (the GIL is free), so the caller's
+    own work, e.g. embedding the previous file, runs at full speed meanwhile.
+    """
+    global _submitter
+    future: Future[ParseResult] = Future()
+    _jobs.put((future, (name, data, limits), {"max_characters": max_characters, "ocr": ocr}))
+    with _SUBMITTER_LOCK:
+        if _submitter is None or not _submitter.is_alive():
+            _submitter = threading.Thread(target=_read_submitted, name="parse-ahead", daemon=True)
+            _submitter.start()
+    return future
+
+
+def _read_submitted() -> None:
+    # one thread for every submitted file: FIFO, and a daemon, so exiting never waits for a read in flight
+    # (the worker is killed at exit). It idles on the queue between batches; that costs nothing.
+    while True:
+        future, args, kwargs = _jobs.get()
+        if not future.set_running_or_notify_cancel():
+            continue
+        try:
+            future.set_result(parse_bounded(*args, **kwargs))
+        except BaseException as exc:  # parse_bounded does not raise for input; anything else goes to the caller
+            future.set_exception(exc)
 
 
 def _wait(worker: _Worker, deadline: float) -> int:

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models.chat_models import BaseChatModel
 
+from rag_ft.models.endpoints import OPENAI_DEFAULT_BASE, Endpoint
 from rag_ft.settings import Settings, SettingsError
 from rag_ft.untrusted import redact, short
-
-OPENAI_DEFAULT_BASE = "https://api.openai.com/v1"
 
 
 class ProviderError(RuntimeError):
@@ -64,28 +63,46 @@ def embedding_id(settings: Settings) -> str:
 
 
 def get_chat_model(
-    settings: Settings, model: str | None = None, adapter_dir: str | None = None, max_tokens: int = 256
+    settings: Settings, model: str | None = None, adapter_dir: str | None = None, max_tokens: int = 256,
+    endpoint: Endpoint | None = None,
 ) -> BaseChatModel:
-    """The chat model ``model`` (default: the settings' chat model); ``adapter_dir`` = a local LoRA."""
-    _check_settings(settings)
+    """The chat model ``model`` (default: the settings' chat model); ``adapter_dir`` = a local LoRA; ``endpoint`` =
+    a named OpenAI-compatible endpoint (rag_ft.models.endpoints), its base URL, key and headers."""
+    if endpoint is None or endpoint not in settings.endpoints:
+        _check_settings(settings)  # a configured endpoint was checked when settings loaded; the implicit one is not
     name = model or settings.chat_model_name
+    if endpoint is not None and not adapter_dir:
+        return openai_chat_model(name, endpoint.base_url, endpoint.key, max_tokens, dict(endpoint.headers))
     if settings.active_provider == "openai" and not adapter_dir:
-        from langchain_openai import ChatOpenAI
+        return openai_chat_model(name, settings.openai_base_url, settings.openai_api_key, max_tokens)
+    return local_chat_model(name, adapter_dir, max_tokens)
 
-        return ChatOpenAI(
-            model=name,
-            api_key=settings.openai_api_key or "not-needed",
-            base_url=settings.openai_base_url or None,
-            streaming=True,
-            temperature=0,
-            max_tokens=max_tokens,
-            max_retries=1,
-            timeout=60,
-            stream_usage=True,
-        )
+
+def openai_chat_model(
+    model: str, base_url: str, api_key: str, max_tokens: int = 256, headers: dict[str, str] | None = None
+) -> BaseChatModel:
+    """A streaming ChatOpenAI on any OpenAI-compatible server (token usage reported in the stream)."""
+    from langchain_openai import ChatOpenAI
+
+    return ChatOpenAI(
+        model=model,
+        api_key=api_key or "not-needed",  # Ollama, vLLM, LM Studio want no key, but the client insists on one
+        base_url=base_url or None,
+        default_headers=headers or None,
+        streaming=True,
+        temperature=0,
+        max_tokens=max_tokens,
+        max_retries=1,
+        timeout=60,
+        stream_usage=True,
+    )
+
+
+def local_chat_model(model: str, adapter_dir: str | None = None, max_tokens: int = 256) -> BaseChatModel:
+    """The local model (offline), with the LoRA adapter in ``adapter_dir`` when given."""
     from rag_ft.models.local_chat import LocalChatModel
 
-    return LocalChatModel(model_name=name, adapter_dir=adapter_dir, max_new_tokens=max_tokens)
+    return LocalChatModel(model_name=model, adapter_dir=adapter_dir, max_new_tokens=max_tokens)
 
 
 def check_openai(settings: Settings, timeout: float = 5.0) -> str | None:

@@ -18,7 +18,7 @@ from scipy import sparse
 from rag_ft.db import open_db
 from rag_ft.index import chunks as chunk_rows
 from rag_ft.index.documents import collection_version
-from rag_ft.retrieval.context import contextual_text
+from rag_ft.retrieval.context import indexed_text
 from rag_ft.retrieval.metadata import DocumentMatcher
 from rag_ft.settings import Settings
 from rag_ft.text import bm25_terms as tokenize  # retrieval's own tokenizer: see rag_ft.text why
@@ -97,8 +97,8 @@ def bm25_index(settings: Settings, collection: str, conn: sqlite3.Connection | N
     finally:
         if own:
             conn.close()
-    # BM25 sees each chunk with its contextual header (document name, section), as the embedding model does
-    index = BM25Index([r[0] for r in rows], [contextual_text(r[4], r[2], r[3]) for r in rows])
+    # BM25 sees each chunk with its contextual header (document name, section): rag_ft.retrieval.context
+    index = BM25Index([r[0] for r in rows], [indexed_text(r[4], r[2], r[3]) for r in rows])
     index.document_ids = [r[1] for r in rows]
     by_doc: dict[str, tuple[str, list[str]]] = {}
     for _, doc_id, name, _, text in rows:

@@ -28,10 +28,26 @@ from scipy import sparse
 from rag_ft.retrieval.context import name_words
 from rag_ft.text import bm25_terms
 
+PREFERRED = 0.9  # documents matching at least this share of the best are "the documents the question names"
 SATURATE = 50.0  # occurrences of a term in a document's text for it to count fully (log scale below that)
 _ORDINALS = {"first": "1", "second": "2", "third": "3", "fourth": "4", "1st": "1", "2nd": "2", "3rd": "3",
              "4th": "4"}
+# "the latest report", "the most recent 10-Q": the question wants the newest of the documents it names
+_RECENT = re.compile(r"\b(latest|most recent|newest|current)\b", re.I)
+_YEAR = re.compile(r"\b(19\d\d|20\d\d)\b")
+_NAME_QUARTER = re.compile(r"\bq([1-4])\b", re.I)
+RECENCY = 0.85  # how much of its match an older document keeps when the question asks for the latest
 _QUARTER = re.compile(r"\b(first|second|third|fourth|1st|2nd|3rd|4th)[\s-]+(?:fiscal\s+)?quarter\b", re.I)
+
+
+def name_period(name: str) -> tuple[int, int] | None:
+    """(year, quarter or 0) written in a document's name ("2023 Q3 report.pdf" -> (2023, 3)); None without a year."""
+    words = name_words(name)
+    years = [int(y) for y in _YEAR.findall(words)]
+    if not years:
+        return None
+    quarter = _NAME_QUARTER.search(words)
+    return max(years), int(quarter.group(1)) if quarter else 0
 
 
 def period_terms(text: str) -> str:
@@ -53,8 +69,10 @@ class DocumentMatcher:
         self.vocab: dict[str, int] = {}
         text_cells: tuple[list, list, list] = ([], [], [])
         name_cells: tuple[list, list, list] = ([], [], [])
+        names: list[str] = []
         for d, (doc_id, name, texts) in enumerate(documents):
             self.ids.append(doc_id)
+            names.append(name)
             counts: dict[int, float] = {}
             for text in texts:
                 for t in terms(text):
@@ -65,6 +83,7 @@ class DocumentMatcher:
             for t in set(terms(name_words(name))):
                 _cell(name_cells, d, self.vocab.setdefault(t, len(self.vocab)), 1.0)
         self.row = {doc_id: i for i, doc_id in enumerate(self.ids)}
+        self.periods = [name_period(name) for name in names]
         # two fields, each with its own document idf: the name (a period in "2023 Q3 report" tells quarters
         # apart even when every report's text mentions every year) and the text
         self.text, self.text_idf = _field(text_cells, len(self.ids), len(self.vocab))
@@ -86,7 +105,21 @@ class DocumentMatcher:
         best = float(scores.max())
         if best <= 0 or float(scores.min()) >= best * 0.999:  # every document matches alike: no preference
             return None
-        return scores / best
+        rel = scores / best
+        if _RECENT.search(query):
+            self._prefer_latest(rel)
+        return rel
+
+    def _prefer_latest(self, rel: np.ndarray) -> None:
+        """Among the documents the question matches best, the older ones (by the period in their names) keep
+        only RECENCY of their match."""
+        group = [i for i in np.nonzero(rel >= PREFERRED)[0] if self.periods[i] is not None]
+        if len(group) < 2:
+            return
+        newest = max(self.periods[i] for i in group)
+        for i in group:
+            if self.periods[i] != newest:
+                rel[i] *= RECENCY
 
 
 def _cell(cells: tuple[list, list, list], row: int, col: int, value: float) -> None:
@@ -104,4 +137,4 @@ def _field(cells: tuple[list, list, list], n: int, width: int) -> tuple[sparse.c
     return matrix.tocsc(), idf
 
 
-__all__ = ["SATURATE", "DocumentMatcher", "period_terms", "terms"]
+__all__ = ["PREFERRED", "RECENCY", "SATURATE", "DocumentMatcher", "name_period", "period_terms", "terms"]

@@ -11,7 +11,7 @@ from rag_ft.settings import Settings
 from rag_ft.training import dataset
 from rag_ft.training.estimates import DEFAULT_RATE
 from rag_ft.training.examples import ExampleStore
-from rag_ft.training.jobs import Job, Metric, iso
+from rag_ft.training.jobs import Job, JobStore, Metric, iso
 from rag_ft.training.tokens import TokenizerUnavailable
 
 SAMPLE_VALIDATION_SHARE = 8  # the sample dataset holds out 1 example in 8 (at least 1) for validation
@@ -92,6 +92,18 @@ def check_approved(db_path: Path | str, model: str, epochs: int | None = None) -
         return ApprovedCheck(clean_train, clean_valid, left_out, [], None, str(exc))
     problems = [(i.level, (f"#{train_ex[i.index].id}: " if i.index >= 0 else "") + i.message) for i in report.issues]
     return ApprovedCheck(clean_train, clean_valid, left_out, problems, est)
+
+
+def estimate_for(store: JobStore, records: list[dict[str, Any]], backend: str, base: str,
+                 hyperparameters: dict[str, Any]) -> str:
+    """The page's estimate line from any backend's parameters (each names epochs and batch size its own way)."""
+    from rag_ft.training.estimates import launch_estimate
+
+    hp = hyperparameters
+    epochs = next((hp[k] for k in ("epochs", "n_epochs") if isinstance(hp.get(k), int)), 3)
+    batch = hp.get("batch_size") if isinstance(hp.get("batch_size"), int) else 8
+    max_steps = hp.get("max_steps") if isinstance(hp.get("max_steps"), int) else 0
+    return launch_estimate(store, records, backend, base, int(epochs), int(batch), int(max_steps))
 
 
 # ---- the Fine-tuning page's job view -------------------------------------------------------------------

@@ -14,7 +14,8 @@ import sys
 import time
 from typing import Any
 
-from rag_ft.settings import LOCAL_CHAT_MODEL, ROOT
+from rag_ft.settings import LOCAL_CHAT_MODEL, ROOT, Settings
+from rag_ft.training.backends.base import Endpoint, FinetuneBackend, LaunchRefused, Parameter, Request
 from rag_ft.training.jobs import TERMINAL, Job, JobStore
 from rag_ft.training.lora import MIN_FREE_BYTES, free_memory_problem
 
@@ -24,10 +25,6 @@ NOT_STARTED_S = 60.0
 DEFAULTS: dict[str, Any] = {"epochs": 3, "batch_size": 4, "learning_rate": 1e-3, "rank": 8, "alpha": 16, "seed": 0}
 
 _children: dict[int, subprocess.Popen] = {}  # workers this process started (reaped so they leave no zombie)
-
-
-class LaunchRefused(RuntimeError):
-    """The job cannot start here; the message says why."""
 
 
 def start_job(
@@ -196,3 +193,55 @@ def reconcile(store: JobStore, now: float | None = None) -> list[str]:
             _finish_cancel(store, job.id)
             changed.append(job.id)
     return changed
+
+
+class LocalBackend(FinetuneBackend):
+    """The worker-process LoRA trainer behind the common interface (the functions above stay the engine)."""
+
+    name = "local"
+    label = "Local LoRA (this computer)"
+    note = "A LoRA adapter trained on this computer's CPU: free, offline, always available."
+
+    def __init__(self, min_free_bytes: int = MIN_FREE_BYTES) -> None:
+        self.min_free_bytes = min_free_bytes
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LocalBackend:
+        return cls()
+
+    def base_models(self) -> tuple[str, ...]:
+        return (LOCAL_CHAT_MODEL,)
+
+    def available_parameters(self) -> list[Parameter]:
+        return [
+            Parameter("epochs", "int", DEFAULTS["epochs"], "Epochs", "Passes over the training data.", 1, 50),
+            Parameter("batch_size", "int", DEFAULTS["batch_size"], "Batch size", "Examples per step.", 1, 64,
+                      key="batch"),
+            Parameter("seed", "int", DEFAULTS["seed"], "Seed", "Same seed, same data: the same adapter.", 0,
+                      2**31 - 1),
+            Parameter("learning_rate", "float", DEFAULTS["learning_rate"], "Learning rate", "", 1e-5, 1e-2,
+                      key="lr"),
+            Parameter("rank", "int", DEFAULTS["rank"], "LoRA rank", "Rank of the adapter's matrices.", 1, 64),
+            Parameter("alpha", "int", DEFAULTS["alpha"], "LoRA alpha", "Scale of the adapter.", 1, 128),
+            Parameter("max_steps", "int", 0, "Stop after steps (0 = all)", "A short trial run.", 0, 100_000,
+                      optional=True),
+        ]
+
+    def start(self, store: JobStore, request: Request) -> Job:
+        return start_job(store, request.train, request.validation, self.hyperparameters(request), request.suffix,
+                         request.base_model, self.min_free_bytes)
+
+    def refresh(self, store: JobStore, job_id: str) -> Job:
+        reconcile(store)  # the worker writes its own progress; only dead or silent workers need settling
+        return store.get(job_id)
+
+    def refresh_all(self, store: JobStore) -> None:
+        reconcile(store)
+
+    def cancel(self, store: JobStore, job_id: str) -> Job:
+        return cancel(store, job_id)
+
+    def tuned_model(self, job: Job) -> Endpoint | None:
+        if job.status != "succeeded" or not job.result_model:
+            return None
+        return Endpoint(job.result_model, None, "local")  # the adapter folder is job.adapter_dir

@@ -12,13 +12,16 @@ import binascii
 import csv
 import io
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from rag_ft.settings import Settings
+from rag_ft.training.backends.base import Endpoint, FinetuneBackend, LaunchRefused, Parameter, Request
 from rag_ft.training.jobs import STATUSES, TERMINAL, Job, JobStore, Metric, parse_jsonl
 from rag_ft.untrusted import redact
 
 DEFAULT_MODEL = "gpt-4o-mini-2024-07-18"
+END_DATE = date(2027, 1, 6)  # no organisation can start a new OpenAI fine-tuning job from this day
 BASE_MODELS = ("gpt-4o-mini-2024-07-18", "gpt-4.1-mini-2025-04-14", "gpt-4.1-nano-2025-04-14")
 
 WIND_DOWN = ("OpenAI refused to fine-tune for this organisation. OpenAI is winding self-serve fine-tuning down: "
@@ -109,8 +112,18 @@ def parse_metrics_csv(content: bytes) -> list[Metric]:
     return out
 
 
-class OpenAIBackend:
+class OpenAIBackend(FinetuneBackend):
+    """OpenAI's fine-tuning API. ``start_job`` / ``sync`` / ``cancel`` are the engine; ``start`` / ``refresh``
+    are the common interface over them."""
+
+    name = "openai"
+    label = "OpenAI (new jobs until 2027-01-06)"
+    note = ("OpenAI is winding self-serve fine-tuning down: organisations created since May 2026 cannot "
+            "fine-tune, and no new jobs can start after 2027-01-06. Models tuned there stay usable in Chat.")
+    max_suffix = 18  # OpenAI's limit on a fine-tuned model's suffix
+
     def __init__(self, api_key: str, base_url: str | None = None, client: Any = None) -> None:
+        self.ready = bool(api_key or base_url or client)
         if client is None:
             from openai import OpenAI
 
@@ -121,6 +134,54 @@ class OpenAIBackend:
     @classmethod
     def from_settings(cls, settings: Settings) -> OpenAIBackend:
         return cls(settings.openai_api_key, settings.openai_base_url or None)
+
+    # ---- the common interface (rag_ft.training.backends.base) ----
+    def base_models(self) -> tuple[str, ...]:
+        return BASE_MODELS
+
+    def available_parameters(self) -> list[Parameter]:
+        return [
+            Parameter("epochs", "int", 3, "Epochs", "Passes over the training data.", 1, 50),
+            Parameter("batch_size", "int", 4, "Batch size", "Examples per step.", 1, 64, key="batch"),
+            Parameter("seed", "int", 0, "Seed", "Same seed, same data: a reproducible job.", 0, 2**31 - 1),
+            Parameter("learning_rate_multiplier", "auto_float", "auto", "Learning rate multiplier",
+                      "'auto' lets OpenAI choose.", 0.01, 10.0, key="lrm"),
+        ]
+
+    def retired(self, today: date | None = None) -> str | None:
+        if (today or date.today()) >= END_DATE:
+            return (f"OpenAI stopped starting new fine-tuning jobs on {END_DATE.isoformat()}: use Together AI or "
+                    "Fireworks AI (hosted LoRA), or the local backend. Models already tuned on OpenAI stay "
+                    "usable in Chat.")
+        return None
+
+    def available(self, today: date | None = None) -> str | None:
+        if not self.ready:
+            return "Set OPENAI_API_KEY (secrets or environment) to use OpenAI."
+        return self.retired(today)
+
+    def start(self, store: JobStore, request: Request, today: date | None = None) -> Job:
+        reason = self.retired(today)
+        if reason:
+            raise LaunchRefused(reason)
+        return self.start_job(store, request.train, request.validation, self.hyperparameters(request),
+                              request.suffix, request.base_model)
+
+    def refresh(self, store: JobStore, job_id: str) -> Job:
+        return self.sync(store, job_id)
+
+    def can_poll(self) -> bool:
+        return self.ready
+
+    def tuned_model(self, job: Job) -> Endpoint | None:
+        if job.status != "succeeded" or not job.result_model:
+            return None
+        return Endpoint(job.result_model, None, "openai")  # None: the OpenAI provider's own base URL
+
+    def explain(self, job: Job) -> str | None:
+        if job.error:
+            return explain_error(job.error.code, job.error.message)
+        return explain_status(job.status)
 
     # ---- launch ----
     def start_job(
