@@ -3,9 +3,10 @@
 Run: .venv/bin/python bench/indexing.py [--docs 4 --sections 20 --rounds 3]
 Corpus: the sample documents + synthetic Markdown handbooks (distinct text per section).
 Baseline in the same run: `LocalEmbeddings.embed_documents` on exactly the chunk texts the pipeline indexes
-(timed before and after the pipeline; the mean is used). Parsing time is measured separately with the same
-parser, so the overhead of OUR part (hashing, vector reuse lookups, Chroma writes, SQLite) is
-    overhead = (index_files - parse - raw embedding) / raw embedding        target <= 10 %
+(timed before and after the pipeline; the mean is used). Reading time is measured separately (every file read
+alone in the worker, same round); index_files reads file i+1 while it embeds file i, so this overhead, of OUR
+part (hashing, vector reuse lookups, Chroma writes, SQLite) less the reading the pipeline hid, can go negative:
+    overhead = (index_files - read alone - raw embedding) / raw embedding     target <= 10 %
 Unchanged re-index: index_files on the same files again                       target <= 5 % of the first run
 
 Dev set (issue #15): .venv/bin/python bench/indexing.py --dev-set [--limit 5] [--dev-dir DIR]
@@ -25,7 +26,6 @@ from pathlib import Path
 
 from _common import synthetic_markdown, temp_settings
 
-from rag_ft import ingest
 from rag_ft.index.documents import index_files, sample_files
 from rag_ft.ingest.limits import ParseLimits
 from rag_ft.ingest.sandbox import parse_bounded
@@ -109,23 +109,17 @@ def main() -> None:
     files = sample_files() + [(f"handbook-{d}.md", synthetic_markdown(d, args.sections)) for d in range(args.docs)]
     load_sentence_transformer()
     LocalEmbeddings().embed_documents(["warm-up text"] * 32)
-    texts = [c.text for name, data in files for c in ingest.parse(name, data).chunks]  # also warms the parser
+    texts = [c.text for name, data in files for c in parse_bounded(name, data).chunks]  # also starts the worker
     unique = list(dict.fromkeys(texts))  # the pipeline embeds each distinct text once
     print(f"corpus: {len(files)} files, {sum(len(d) for _, d in files) / 1e6:.2f} MB, {len(texts)} chunks "
           f"({len(unique)} distinct); load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
-    # time the parser inside the pipeline (same call, just a stopwatch around it)
-    parse_time = [0.0]
-    real_parse = ingest.parse
-
-    def timed_parse(*a, **kw):
+    def read_alone() -> float:
+        """Reading every file in the worker, one after the other: what the pipeline overlaps with embedding."""
         t = time.perf_counter()
-        try:
-            return real_parse(*a, **kw)
-        finally:
-            parse_time[0] += time.perf_counter() - t
-
-    ingest.parse = timed_parse
+        for name, data in files:
+            parse_bounded(name, data)
+        return time.perf_counter() - t
 
     class TimedEmbeddings(LocalEmbeddings):
         """The same model; a stopwatch around the calls the pipeline makes."""
@@ -151,11 +145,10 @@ def main() -> None:
         raw_s = raw()
         settings = temp_settings()
         emb = TimedEmbeddings()
-        parse_time[0] = 0.0
+        parse_s = read_alone()  # files are read in the worker process: timed alone, in the same round
         t = time.perf_counter()
         outcomes = index_files(settings, emb, files)
         first_s = time.perf_counter() - t
-        parse_s = parse_time[0]
         assert all(o.status == "indexed" for o in outcomes), [(o.name, o.error) for o in outcomes]
         assert emb.calls == len(unique), (emb.calls, len(unique))
         t = time.perf_counter()

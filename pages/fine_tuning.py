@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 import app_state
-from rag_ft.training import launch
+from rag_ft.training import export, launch, serving
 from rag_ft.training.backends import registry
 from rag_ft.training.backends.base import LaunchRefused, Parameter, Request
 from rag_ft.training.estimates import overfitting
@@ -158,10 +158,6 @@ if st.session_state.get("ft_launch_error"):
 
 
 # ---------------------------------------------------------------- jobs, live
-def refresh() -> None:
-    registry.refresh_all(store, s)
-
-
 def show_job(job: Job) -> None:
     head = st.columns([3, 2])
     head[0].markdown(f"#### {inert(job.id)} {badge(job.status)}")
@@ -188,6 +184,12 @@ def show_job(job: Job) -> None:
             st.session_state["chat_model"] = label
             st.session_state["_go_chat"] = True
             st.rerun(scope="app")
+    if job.status == "succeeded" and job.backend == "local" and job.adapter_dir:  # serve it elsewhere
+        slug = export.model_slug(job.result_model or job.id)
+        st.download_button("Export for vLLM / Ollama / llama.cpp (zip)", lambda: export.export_zip(
+            store, job.id, include_base=False), f"{slug}.zip", "application/zip", key="ft_export",
+            icon=":material/download:", on_click="ignore", help=export.PAGE_HELP)
+        st.code(serving.endpoint_snippet(slug, "ollama"), language="toml")
     if not job.is_terminal and st.button("Cancel job", key="ft_cancel", icon=":material/stop_circle:"):
         if job_backend is not None:
             job_backend.cancel(store, job.id)
@@ -223,7 +225,7 @@ _live = any(not j.is_terminal for j in store.list())
 
 @st.fragment(run_every="2s" if _live else None)
 def jobs_section() -> None:
-    refresh()
+    registry.refresh_all(store, s)
     jobs = store.list()
     st.subheader("Jobs")
     if not jobs:

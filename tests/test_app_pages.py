@@ -6,7 +6,7 @@ from streamlit.testing.v1 import AppTest
 
 APP = "../app.py"
 PAGES = ["pages/home.py", "pages/documents.py", "pages/training_data.py", "pages/fine_tuning.py",
-         "pages/chat.py", "pages/compare.py"]
+         "pages/chat.py", "pages/compare.py", "pages/settings.py"]
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,8 @@ from ui import goto_page, wait_idle
 
 pytestmark = pytest.mark.browser
 PAGES = [("Documents", "documents"), ("Training data", "training_data"), ("Fine-tuning", "fine_tuning"),
-         ("Chat", "chat"), ("Compare", "compare"), ("Home", "/")]
+         ("Chat", "chat"), ("Compare", "compare"), ("Settings", "settings"),
+         ("Home", "/")]
 
 
 def test_visit_every_page(page, app_server):

@@ -90,6 +90,7 @@ def test_cli_import_of_a_wrong_base_fails_clearly(tmp_path, settings):
     store.close()
 
 
+@pytest.mark.slow
 def test_cli_imports_an_adapter(tmp_path, settings):
     done = cli("import-adapter", str(GROUNDING), "--name", "grounding-copy", "--json", data_dir=settings.data_dir,
                cwd=tmp_path)

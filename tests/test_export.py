@@ -148,3 +148,15 @@ def test_cli_exports_a_succeeded_job(tmp_path, settings):
     again = subprocess.run([sys.executable, "-m", "rag_ft", "export", job.id, str(out)], cwd=tmp_path, env=env,
                            capture_output=True, text=True, timeout=300)
     assert again.returncode == 1 and "not empty" in again.stderr
+
+
+def test_page_zip_holds_the_export_under_the_model_name(settings):
+    import io
+    import zipfile
+
+    store = JobStore(settings.db_path, settings.data_dir)
+    job = store.create_job("local", "SmolLM2-135M-Instruct", style_records(2))
+    store.register_model(job.id, "tuned-x", adapter_dir=str(GROUNDING))
+    store.set_status(job.id, "succeeded")
+    names = zipfile.ZipFile(io.BytesIO(export.export_zip(store, job.id, merge=False))).namelist()
+    assert {"tuned-x/adapter/adapter_config.json", "tuned-x/Modelfile", "tuned-x/README.md"} <= set(names)

@@ -117,6 +117,10 @@ def test_local_job_view_overfitting_hint_cancel_and_chat(settings, tmp_path):
         assert store.cancel_requested(running.id)
         at.selectbox(key="ft_job_pick").set_value(done.id).run()
         assert any("may be overfitting" in w.value and "step 2" in w.value for w in at.warning)
+        # the export zip is built only when clicked (deferred): the page shows the button and the endpoint to paste
+        assert at.get("download_button")[0].proto.label == "Export for vLLM / Ollama / llama.cpp (zip)"
+        assert any('[endpoints.ollama]' in c.value and '"smollm2-135m-instruct-style-x:latest"' in c.value
+                   and "secrets.toml" in c.value for c in at.code)
         at.button(key="ft_chat").click().run()
         assert at.session_state["chat_model"] == "SmolLM2-135M-Instruct-style-x (LoRA)"
     finally:

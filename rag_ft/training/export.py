@@ -38,6 +38,12 @@ ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 VLLM_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # the --max-lora-rank values vLLM accepts
 
 
+PAGE_HELP = ("A zip with the adapter, the merged model (safetensors, about 550 MB: prepared when you click, in about "
+             "a minute), an Ollama Modelfile and a README with the commands for vLLM, Ollama and llama.cpp. "
+             "`python -m rag_ft export JOB_ID DIR` also writes the base model that vLLM --enable-lora and "
+             "llama.cpp --lora need.")
+
+
 class ExportError(ValueError):
     """The job or folder cannot be exported; the message says why."""
 

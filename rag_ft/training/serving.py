@@ -27,7 +27,10 @@ def endpoint_snippet(slug: str, server: str) -> str:
     """The ``[endpoints.<server>]`` table that makes the served model pickable in Chat and Compare."""
     if server not in PORTS:
         raise ValueError(f"Unknown server {server!r} (one of {', '.join(PORTS)}).")
-    return (f"[endpoints.{server}]\nbase_url = \"http://localhost:{PORTS[server]}/v1\"\n"
+    start = {"vllm": "vllm serve ...", "ollama": f"ollama create {slug} -f Modelfile", "llamacpp": "llama-server ..."}
+    return (f"# Once `{start[server]}` runs (README.md), paste this into .streamlit/secrets.toml to pick the\n"
+            "# model in Chat and Compare: the app never writes your secrets file itself.\n"
+            f"[endpoints.{server}]\nbase_url = \"http://localhost:{PORTS[server]}/v1\"\n"
             f"models = [\"{served_name(slug, server)}\"]\n")
 
 
