@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import os
 import socket
@@ -11,6 +13,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,3 +62,10 @@ def serve_app(env: dict[str, str], log: Path) -> Iterator[str]:
         yield base
     finally:
         stop_process(proc)
+
+
+def run_async(coro: Any) -> Any:
+    """Run a coroutine to completion from a test. In its own thread: once Playwright's sync API has started (the
+    session's browser fixture), the main thread has a running event loop and asyncio.run() refuses to start."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()

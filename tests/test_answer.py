@@ -1,7 +1,6 @@
 """The answer chain: rewriting, retrieval gate, injection, citations, OpenAI path and errors; the LCEL runnable
 streamed with .stream() and .astream_events(), composed with LangChain's own fake chat model."""
 
-import asyncio
 
 import pytest
 from chain_fixtures import TEXTS, ListRetriever
@@ -9,6 +8,7 @@ from fake_openai import GOOD_KEY, Response
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.runnables import Runnable
+from procs import run_async
 
 from rag_ft.chat.chain import (
     AnswerResult,
@@ -186,7 +186,7 @@ def test_astream_events_show_every_step(retriever):
     async def collect():
         return [e async for e in chain.astream_events({"question": "How long do refunds take?"}, version="v2")]
 
-    events = asyncio.run(collect())
+    events = run_async(collect())
     names = [(e["event"], e["name"]) for e in events]
     for step in ("condense", "retrieve", "relevance_gate", "injection_filter", "prompt", "check_citations"):
         assert ("on_chain_end", step) in names, step

@@ -141,7 +141,7 @@ def test_browser_local_job_reaches_succeeded_without_clicks(page, app_server):
     # the first estimate loads the tokenizer: slow on a busy CPU
     expect(page.get_by_text("Estimate:")).to_be_visible(timeout=120_000)
     for label, value in (("Epochs", "1"), ("Batch size", "2"), ("Stop after steps (0 = all)", "2")):
-        box = page.get_by_label(label)
+        box = page.get_by_label(label, exact=True)
         box.fill(value)
         box.press("Enter")
         expect(box).to_have_value(value)

@@ -58,7 +58,14 @@ def test_documents_page_shows_hostile_name_heading_and_passage_as_text(page, app
         listed = page.get_by_test_id("stMarkdownContainer").filter(has_text=f"{name} indexed")
         expect(listed.first).to_be_visible()  # the document list
 
-        page.get_by_test_id("stExpander").filter(has_text="Chunk viewer").get_by_text("Chunk viewer").click()
+        viewer = page.get_by_test_id("stExpander").filter(has_text="Chunk viewer")
+        viewer.get_by_text("Chunk viewer").click()
+        wait_idle(page)
+        # the shared server may hold other tests' documents: pick this one (the option is plain text)
+        picker = viewer.get_by_test_id("stSelectbox").locator("input")
+        picker.click()
+        picker.fill(name)
+        picker.press("Enter")
         wait_idle(page)
         chunk = page.locator(".st-key-documents_chunk_text")
         expect(chunk).to_contain_text(passage)

@@ -3,7 +3,6 @@ and the retriever as a LangChain BaseRetriever."""
 
 from __future__ import annotations
 
-import asyncio
 import math
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 from documents_fixtures import markdown
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
+from procs import run_async
 
 from rag_ft.index.documents import delete_document, index_files
 from rag_ft.records import Passage
@@ -88,7 +88,7 @@ def test_it_is_a_langchain_retriever_returning_documents(support):
     one = support.model_copy(update={"k": 1, "threshold": 0.0})
     batched = one.batch([query, "QX-4471"])
     assert [len(b) for b in batched] == [1, 1] and batched[1][0].metadata["document"] == "api.md"
-    assert asyncio.run(one.ainvoke("QX-4471", hybrid=False))[0].metadata["scores"].keys() == {"vector"}
+    assert run_async(one.ainvoke("QX-4471", hybrid=False))[0].metadata["scores"].keys() == {"vector"}
     assert support.invoke("best chocolate cake recipe with strawberries") == []  # the settings' threshold
 
 
